@@ -1,0 +1,27 @@
+//! Gated-SiLU feed-forward block with the gate and up projections fused in one matrix.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+
+/// `wo(silu(gate) ⊙ up)` where `[gate | up] = x · wi_fused`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `[dim, 2 · hidden]`: columns `0..hidden` gate, `hidden..2·hidden` up.
+    pub wi_fused: Linear<B>,
+    /// `[hidden, dim]`.
+    pub wo: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// `[batch, seq, dim]` → `[batch, seq, dim]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let fused = self.wi_fused.forward(x);
+        let hidden = fused.dims()[2] / 2;
+        let gate = fused.clone().narrow(2, 0, hidden);
+        let up = fused.narrow(2, hidden, hidden);
+        self.wo.forward(silu(gate).mul(up))
+    }
+}

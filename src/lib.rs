@@ -1,0 +1,2 @@
+//! dia-burn facade.
+pub use dia_model;
