@@ -20,6 +20,8 @@ pub struct HeadShape {
 }
 
 /// The q/k/v projections, as three matrices or one `[dim, (heads + 2·kv_heads)·head_dim]`.
+// One per layer, built once at load: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum QkvProjection<B: Backend> {
     /// `q_proj`, `k_proj`, `v_proj` as in the checkpoint.

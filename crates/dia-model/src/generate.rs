@@ -112,9 +112,9 @@ pub fn generate<B: Backend>(
     for (i, e) in encoded.iter().enumerate() {
         if e.truncated > 0 {
             tracing::warn!(
-                item = i,
-                dropped = e.truncated,
-                "text longer than the model's text length: truncated"
+                "text {i} is longer than the model's text length of {}: {} tokens dropped",
+                cfg.encoder.max_position_embeddings,
+                e.truncated
             );
         }
     }

@@ -67,10 +67,11 @@ impl Sampler {
         for l in logits.iter_mut().skip(first_masked) {
             *l = f32::NEG_INFINITY;
         }
-        if channel == 0 && self.generation == ModelGeneration::Original {
-            if let Some(l) = logits.get_mut(self.eos) {
-                *l *= 0.8;
-            }
+        if channel == 0
+            && self.generation == ModelGeneration::Original
+            && let Some(l) = logits.get_mut(self.eos)
+        {
+            *l *= 0.8;
         }
         logits
     }
@@ -96,7 +97,7 @@ impl Sampler {
             }
         }
         let keep = top_k_mask(&logits, self.params.top_k);
-        let mut logits = masked(&logits, &keep);
+        let logits = masked(&logits, &keep);
         let mut probs = softmax(&logits);
         if self.params.top_p < 1.0 {
             nucleus(&mut probs, self.params.top_p);

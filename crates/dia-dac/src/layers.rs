@@ -1,0 +1,178 @@
+//! The codec's leaf layers: Snake activation and (weight-norm folded) convolutions, plus the
+//! index arithmetic that says which input positions an output position depends on.
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::module::{conv_transpose1d, conv1d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+use crate::DacError;
+use crate::weights::Weights;
+
+/// Snake activation `x + sin²(αx) / (α + 1e-9)`, with one learned α per channel.
+#[derive(Module, Debug)]
+pub struct Snake<B: Backend> {
+    /// `[1, channels, 1]`, broadcast over batch and time.
+    alpha: Param<Tensor<B, 3>>,
+}
+
+impl<B: Backend> Snake<B> {
+    /// Reads `{prefix}.alpha`, shaped `[1, channels, 1]`.
+    pub(crate) fn load(
+        w: &mut Weights<B>,
+        prefix: &str,
+        channels: usize,
+    ) -> Result<Self, DacError> {
+        let alpha = w.tensor(&format!("{prefix}.alpha"), [1, channels, 1])?;
+        Ok(Self {
+            alpha: Param::from_tensor(alpha),
+        })
+    }
+
+    /// `[batch, channels, time]` → same shape.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let alpha = self.alpha.val();
+        let sine = (x.clone() * alpha.clone()).sin();
+        // Divide rather than use `recip()`: burn-ndarray's reciprocal is an approximation
+        // with errors near 1e-3; division is exact on every backend.
+        x + (sine.clone() * sine) / (alpha + 1e-9)
+    }
+}
+
+/// The geometry of one convolution; DAC uses only two shapes of it (see the constructors).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvSpec {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl ConvSpec {
+    /// Stride 1 with centred zero padding, so the length is unchanged.
+    pub fn same(in_channels: usize, out_channels: usize, kernel: usize, dilation: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel,
+            stride: 1,
+            padding: dilation * (kernel - 1) / 2,
+            dilation,
+        }
+    }
+
+    /// The down/up-sampling conv of an encoder/decoder block: kernel `2s`, padding `ceil(s/2)`.
+    pub fn resample(in_channels: usize, out_channels: usize, stride: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel: 2 * stride,
+            stride,
+            padding: stride.div_ceil(2),
+            dilation: 1,
+        }
+    }
+}
+
+/// An inclusive range `lo..=hi` of positions along the time axis (may extend past either end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub lo: i64,
+    pub hi: i64,
+}
+
+impl Span {
+    /// The smallest span covering both.
+    pub fn union(self, other: Span) -> Span {
+        Span {
+            lo: self.lo.min(other.lo),
+            hi: self.hi.max(other.hi),
+        }
+    }
+}
+
+/// A Conv1d with a plain (already folded) weight `[out, in, kernel]` and a bias.
+#[derive(Module, Debug)]
+pub struct Conv1d<B: Backend> {
+    weight: Param<Tensor<B, 3>>,
+    bias: Param<Tensor<B, 1>>,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+}
+
+impl<B: Backend> Conv1d<B> {
+    /// Reads `{prefix}.bias` and `{prefix}.weight` (or folds `weight_g`/`weight_v`).
+    pub(crate) fn load(w: &mut Weights<B>, prefix: &str, spec: ConvSpec) -> Result<Self, DacError> {
+        let shape = [spec.out_channels, spec.in_channels, spec.kernel];
+        Ok(Self {
+            weight: Param::from_tensor(w.conv_weight(prefix, shape)?),
+            bias: Param::from_tensor(w.tensor(&format!("{prefix}.bias"), [spec.out_channels])?),
+            stride: spec.stride,
+            padding: spec.padding,
+            dilation: spec.dilation,
+        })
+    }
+
+    /// `[batch, in, time]` → `[batch, out, time']`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let options = ConvOptions::new([self.stride], [self.padding], [self.dilation], 1);
+        conv1d(x, self.weight.val(), Some(self.bias.val()), options)
+    }
+
+    /// The input positions that output positions `out` read.
+    pub(crate) fn input_span(&self, out: Span) -> Span {
+        let [_, _, kernel] = self.weight.dims();
+        let (stride, padding, dilation) = (
+            self.stride as i64,
+            self.padding as i64,
+            self.dilation as i64,
+        );
+        Span {
+            lo: out.lo * stride - padding,
+            hi: out.hi * stride - padding + (kernel as i64 - 1) * dilation,
+        }
+    }
+}
+
+/// A ConvTranspose1d with a plain weight `[in, out, kernel]` and a bias (no output padding).
+#[derive(Module, Debug)]
+pub struct ConvTranspose1d<B: Backend> {
+    weight: Param<Tensor<B, 3>>,
+    bias: Param<Tensor<B, 1>>,
+    stride: usize,
+    padding: usize,
+}
+
+impl<B: Backend> ConvTranspose1d<B> {
+    /// Reads `{prefix}.bias` and `{prefix}.weight` (or folds `weight_g`/`weight_v`, per input channel).
+    pub(crate) fn load(w: &mut Weights<B>, prefix: &str, spec: ConvSpec) -> Result<Self, DacError> {
+        let shape = [spec.in_channels, spec.out_channels, spec.kernel];
+        Ok(Self {
+            weight: Param::from_tensor(w.conv_weight(prefix, shape)?),
+            bias: Param::from_tensor(w.tensor(&format!("{prefix}.bias"), [spec.out_channels])?),
+            stride: spec.stride,
+            padding: spec.padding,
+        })
+    }
+
+    /// `[batch, in, time]` → `[batch, out, (time - 1)·stride − 2·padding + kernel]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let options = ConvTransposeOptions::new([self.stride], [self.padding], [0], [1], 1);
+        conv_transpose1d(x, self.weight.val(), Some(self.bias.val()), options)
+    }
+
+    /// The input positions that output positions `out` read: output `o` gets input `i` through
+    /// kernel tap `o + padding − i·stride`, which must lie in `0..kernel`.
+    pub(crate) fn input_span(&self, out: Span) -> Span {
+        let [_, _, kernel] = self.weight.dims();
+        let (stride, padding, kernel) = (self.stride as i64, self.padding as i64, kernel as i64);
+        Span {
+            // ceil((lo + padding − kernel + 1) / stride), written as −floor(−x / stride).
+            lo: -(kernel - 1 - out.lo - padding).div_euclid(stride),
+            hi: (out.hi + padding).div_euclid(stride),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The tiny codec from each checkpoint layout reproduces the reference outputs.
+
+use burn::prelude::*;
+use dia_dac::{Dac, DacConfig};
+
+use crate::common::{Golden, fixture, int_values, max_abs_diff, on_cpu_backends};
+
+/// `golden.json`'s kwargs, with the latent width resolved as the loaders report it.
+fn tiny_config() -> DacConfig {
+    let text = std::fs::read_to_string(fixture("dac-tiny/golden.json")).expect("golden.json");
+    let golden: serde_json::Value = serde_json::from_str(&text).expect("golden.json is JSON");
+    let kwargs: DacConfig = serde_json::from_value(golden["kwargs"].clone()).expect("kwargs");
+    DacConfig {
+        latent_dim: Some(kwargs.resolved_latent_dim()),
+        ..kwargs
+    }
+}
+
+fn check_parity<B: Backend>(source: &str, device: &B::Device) {
+    let dac = Dac::<B>::load(fixture(source), device).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(dac.config(), &tiny_config(), "{source}: configuration");
+    let golden = Golden::load();
+
+    let latent = dac
+        .decode_latent(golden.codes("decode_codes", device))
+        .expect("decode_latent");
+    let latent_diff = max_abs_diff(latent, golden.float("decode_latent", device));
+    let audio = dac
+        .decode(golden.codes("decode_codes", device))
+        .expect("decode");
+    let audio_diff = max_abs_diff(audio, golden.float("decode_audio", device));
+    let (codes, quantized) = dac
+        .encode(golden.float("encode_audio", device))
+        .expect("encode");
+    let encode_diff = max_abs_diff(quantized, golden.float("encode_latent", device));
+
+    eprintln!(
+        "{source} on {}: decode_latent {latent_diff:e}, decode_audio {audio_diff:e}, encode_latent {encode_diff:e}",
+        std::any::type_name::<B>()
+    );
+    assert!(
+        latent_diff <= 1e-4,
+        "{source}: decode_latent off by {latent_diff}"
+    );
+    assert!(
+        audio_diff <= 1e-4,
+        "{source}: decode_audio off by {audio_diff}"
+    );
+    assert_eq!(
+        int_values(codes),
+        golden.code_values("encode_codes"),
+        "{source}: encode_codes"
+    );
+    assert!(
+        encode_diff <= 1e-4,
+        "{source}: encode_latent off by {encode_diff}"
+    );
+}
+
+fn from_pth<B: Backend>(device: &B::Device) {
+    check_parity::<B>("dac-tiny/weights.pth", device);
+}
+
+fn from_safetensors<B: Backend>(device: &B::Device) {
+    check_parity::<B>("dac-tiny/weights.safetensors", device);
+}
+
+fn from_transformers_dir<B: Backend>(device: &B::Device) {
+    check_parity::<B>("dac-tiny-hf", device);
+}
+
+on_cpu_backends!(pth, from_pth);
+on_cpu_backends!(safetensors, from_safetensors);
+on_cpu_backends!(transformers, from_transformers_dir);

@@ -1,0 +1,58 @@
+//! DAC codes as JSON: an array of frames, each an array of the channels' codes.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::files::write_atomic;
+
+/// Reads and validates codes `[frames][channels]` with every code below `codebook_size`.
+pub fn read_codes(path: &Path, channels: usize, codebook_size: usize) -> Result<Vec<Vec<u32>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read codes {}", path.display()))?;
+    let frames: Vec<Vec<i64>> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: codes JSON must be an array of frames, each an array of integers",
+            path.display()
+        )
+    })?;
+    if frames.is_empty() {
+        bail!("{}: no frames", path.display());
+    }
+    let mut out = Vec::with_capacity(frames.len());
+    for (f, frame) in frames.iter().enumerate() {
+        if frame.len() != channels {
+            bail!(
+                "{}: frame {f} has {} codes, expected {channels}",
+                path.display(),
+                frame.len()
+            );
+        }
+        if let Some((c, v)) = frame
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(0..codebook_size as i64).contains(*v))
+        {
+            bail!(
+                "{}: frame {f} channel {c} has code {v}, expected 0..={}",
+                path.display(),
+                codebook_size - 1
+            );
+        }
+        out.push(frame.iter().map(|&v| v as u32).collect());
+    }
+    Ok(out)
+}
+
+/// Writes codes `[frames][channels]` as JSON, one frame per line.
+pub fn write_codes(path: &Path, codes: &[Vec<u32>]) -> Result<()> {
+    write_atomic(path, |file| {
+        use std::io::Write;
+        let lines: Vec<String> = codes
+            .iter()
+            .map(|f| serde_json::to_string(f).map_err(anyhow::Error::from))
+            .collect::<Result<_>>()?;
+        write!(file, "[\n{}\n]\n", lines.join(",\n"))?;
+        Ok(())
+    })
+}

@@ -1,0 +1,106 @@
+//! Generation jobs: one from the command line, or many from a `--batch` JSONL file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::cli::GenerateArgs;
+
+/// One text to speak and where its results go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub text: String,
+    pub output: PathBuf,
+    #[serde(default)]
+    pub codes_out: Option<PathBuf>,
+    #[serde(default)]
+    pub audio_prompt: Option<PathBuf>,
+    #[serde(default)]
+    pub audio_prompt_codes: Option<PathBuf>,
+    #[serde(default)]
+    pub prompt_transcript: Option<String>,
+}
+
+impl Job {
+    /// The text the model reads: the prompt's transcript (if any), a newline, the text.
+    pub fn model_text(&self) -> String {
+        match &self.prompt_transcript {
+            Some(t) => format!("{t}\n{}", self.text),
+            None => self.text.clone(),
+        }
+    }
+
+    /// Files this job reads.
+    pub fn inputs(&self) -> Vec<&Path> {
+        [&self.audio_prompt, &self.audio_prompt_codes]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect()
+    }
+}
+
+/// The jobs the command line describes.
+pub fn from_args(args: &GenerateArgs) -> Result<Vec<Job>> {
+    if let Some(batch) = &args.batch {
+        return read_batch(batch);
+    }
+    let text = match (&args.text, &args.text_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) => read_text(path)?,
+        (None, None) => bail!("no text: pass TEXT, --text-file or --batch"),
+    };
+    let job = Job {
+        text,
+        output: args.output.clone(),
+        codes_out: args.codes_out.clone(),
+        audio_prompt: args.audio_prompt.clone(),
+        audio_prompt_codes: args.audio_prompt_codes.clone(),
+        prompt_transcript: args.prompt_transcript.clone(),
+    };
+    check(&job, "the text")?;
+    Ok(vec![job])
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("cannot read stdin")?;
+        buf
+    } else {
+        std::fs::read(path).with_context(|| format!("cannot read text file {}", path.display()))?
+    };
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("text file {} is not UTF-8 ({e})", path.display()))
+}
+
+fn read_batch(path: &Path) -> Result<Vec<Job>> {
+    let text = read_text(path)?;
+    let mut jobs = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let job: Job = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not a valid job", path.display(), n + 1))?;
+        check(&job, &format!("{} line {}", path.display(), n + 1))?;
+        jobs.push(job);
+    }
+    if jobs.is_empty() {
+        bail!("{}: no jobs", path.display());
+    }
+    Ok(jobs)
+}
+
+fn check(job: &Job, what: &str) -> Result<()> {
+    if job.text.trim().is_empty() {
+        bail!("{what} is empty");
+    }
+    if job.audio_prompt.is_some() && job.audio_prompt_codes.is_some() {
+        bail!("{what}: give audio_prompt or audio_prompt_codes, not both");
+    }
+    Ok(())
+}
