@@ -71,14 +71,8 @@ impl<B: Backend> Dac<B> {
         &self,
         audio: Tensor<B, 3>,
     ) -> Result<(Tensor<B, 3, Int>, Tensor<B, 3>), DacError> {
-        let [batch, channels, samples] = audio.dims();
-        if batch == 0 || channels != 1 || samples == 0 {
-            return Err(DacError::InputShape {
-                what: "audio",
-                expected: "[batch ≥ 1, 1, samples ≥ 1]".to_string(),
-                found: audio.dims().to_vec(),
-            });
-        }
+        check_audio_shape(audio.dims())?;
+        let [batch, _, samples] = audio.dims();
         let padding = samples.next_multiple_of(self.config.hop_length()) - samples;
         let audio = if padding > 0 {
             let zeros = Tensor::zeros([batch, 1, padding], &audio.device());
@@ -92,8 +86,10 @@ impl<B: Backend> Dac<B> {
     /// Mono samples → time-major codes, one `Vec` of `n_codebooks` codes per frame (Dia's
     /// `[frames, codebooks]` prompt layout).
     pub fn encode_samples(&self, samples: &[f32]) -> Result<Vec<Vec<u32>>, DacError> {
-        let device = self.device();
-        let audio = Tensor::<B, 1>::from_floats(samples, &device).reshape([1, 1, samples.len()]);
+        // Checked before any tensor exists: Burn panics on an empty reshape.
+        check_audio_shape([1, 1, samples.len()])?;
+        let audio =
+            Tensor::<B, 1>::from_floats(samples, &self.device()).reshape([1, 1, samples.len()]);
         let (codes, _) = self.encode(audio)?;
         let [_, n, frames] = codes.dims();
         // [1, n, frames] → [frames, n]
@@ -118,23 +114,26 @@ impl<B: Backend> Dac<B> {
                 found: frames.iter().map(|frame| frame.as_ref().len()).collect(),
             });
         }
+        // Checked on the host, before a u32 can wrap in a narrower backend integer.
         let flat: Vec<i64> = frames
             .iter()
             .flat_map(|frame| frame.as_ref().iter().map(|&c| i64::from(c)))
             .collect();
-        let codes = Tensor::<B, 1, Int>::from_ints(flat.as_slice(), &self.device())
-            // [frames, n] → [1, n, frames]
-            .reshape([frames.len(), n])
-            .transpose()
-            .unsqueeze_dim(0);
-        self.check_codes(&codes)?;
-        Ok(codes)
+        if let Some(at) = flat.iter().position(|&c| !self.is_valid_code(c)) {
+            return Err(self.out_of_range(flat[at], 0, at % n, at / n));
+        }
+        Ok(
+            Tensor::<B, 1, Int>::from_ints(flat.as_slice(), &self.device())
+                // [frames, n] → [1, n, frames]
+                .reshape([frames.len(), n])
+                .transpose()
+                .unsqueeze_dim(0),
+        )
     }
 
     /// Time-major frames → mono samples, decoded in one pass.
     pub fn decode_frames(&self, frames: &[impl AsRef<[u32]>]) -> Result<Vec<f32>, DacError> {
-        let audio = self.decode(self.frames_to_codes(frames)?)?;
-        audio_to_vec(audio)
+        audio_to_vec(self.decode_unchecked(self.frames_to_codes(frames)?))
     }
 
     /// The decoder applied to codes already checked by [`Self::check_codes`].
@@ -160,26 +159,45 @@ impl<B: Backend> Dac<B> {
                 found: codes.dims().to_vec(),
             });
         }
-        let size = self.config.codebook_size;
         let values = read_back::<i64>(codes.to_data())?;
-        match values
-            .iter()
-            .position(|&c| c < 0 || c as u64 >= size as u64)
-        {
+        match values.iter().position(|&c| !self.is_valid_code(c)) {
             None => Ok(()),
-            Some(at) => Err(DacError::CodeOutOfRange {
-                value: values[at],
-                batch: at / (n * frames),
-                codebook: at / frames % n,
-                frame: at % frames,
-                codebook_size: size,
-            }),
+            Some(at) => {
+                Err(self.out_of_range(values[at], at / (n * frames), at / frames % n, at % frames))
+            }
+        }
+    }
+
+    fn is_valid_code(&self, code: i64) -> bool {
+        usize::try_from(code).is_ok_and(|code| code < self.config.codebook_size)
+    }
+
+    fn out_of_range(&self, value: i64, batch: usize, codebook: usize, frame: usize) -> DacError {
+        DacError::CodeOutOfRange {
+            value,
+            batch,
+            codebook,
+            frame,
+            codebook_size: self.config.codebook_size,
         }
     }
 
     fn device(&self) -> B::Device {
         self.devices().into_iter().next().unwrap_or_default()
     }
+}
+
+/// Audio must be `[batch ≥ 1, 1, samples ≥ 1]`.
+fn check_audio_shape(dims: [usize; 3]) -> Result<(), DacError> {
+    let [batch, channels, samples] = dims;
+    if batch == 0 || channels != 1 || samples == 0 {
+        return Err(DacError::InputShape {
+            what: "audio",
+            expected: "[batch ≥ 1, 1, samples ≥ 1]".to_string(),
+            found: dims.to_vec(),
+        });
+    }
+    Ok(())
 }
 
 /// Waveform `[batch, 1, samples]` → the samples of every batch item, concatenated.

@@ -1,10 +1,11 @@
 //! Fixture paths, golden tensors, comparisons, and the two CPU backends every test runs on.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn_store::{ModuleStore, SafetensorsStore};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 pub type Flex = burn_flex::Flex;
 pub type NdArray = burn_ndarray::NdArray<f32>;
@@ -95,4 +96,25 @@ pub fn scratch_dir(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
+}
+
+/// Named f32 tensors: name, shape, little-endian bytes.
+pub type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+/// The tensors of `dac-tiny/weights.safetensors` (original names, `weight_g`/`weight_v`).
+pub fn tiny_tensors() -> Tensors {
+    let bytes = std::fs::read(fixture("dac-tiny/weights.safetensors")).expect("fixture");
+    let file = SafeTensors::deserialize(&bytes).expect("valid safetensors");
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
+        .collect()
+}
+
+pub fn write_safetensors(path: &Path, tensors: &Tensors) {
+    let views = tensors.iter().map(|(name, shape, data)| {
+        let view = TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent view");
+        (name.clone(), view)
+    });
+    safetensors::serialize_to_file(views, None, path).expect("write safetensors");
 }

@@ -18,7 +18,10 @@ fn manifest_snapshots() -> BTreeMap<String, TensorSnapshot> {
     let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest is JSON");
     let shapes: BTreeMap<String, Vec<usize>> =
         serde_json::from_value(manifest["tensors"].clone()).expect("tensors: name → shape");
-    let parameters: usize = shapes.values().map(|shape| shape.iter().product::<usize>()).sum();
+    let parameters: usize = shapes
+        .values()
+        .map(|shape| shape.iter().product::<usize>())
+        .sum();
     assert_eq!(manifest["parameters"].as_u64(), Some(parameters as u64));
     shapes
         .into_iter()
@@ -26,7 +29,14 @@ fn manifest_snapshots() -> BTreeMap<String, TensorSnapshot> {
             let numel = shape.iter().product();
             let make = shape.clone();
             let data = Rc::new(move || Ok(TensorData::new(vec![1.0f32; numel], make.clone())));
-            let snapshot = TensorSnapshot::from_closure(data, DType::F32, shape.into(), vec![], vec![], ParamId::new());
+            let snapshot = TensorSnapshot::from_closure(
+                data,
+                DType::F32,
+                shape.into(),
+                vec![],
+                vec![],
+                ParamId::new(),
+            );
             (key, snapshot)
         })
         .collect()
@@ -36,11 +46,21 @@ fn manifest_snapshots() -> BTreeMap<String, TensorSnapshot> {
 fn default_loader_consumes_exactly_the_released_tensors() {
     let snapshots = manifest_snapshots();
     assert_eq!(snapshots.len(), 301);
-    let checkpoint = Checkpoint::from_snapshots("dac-44khz-keys.json", snapshots, None).expect("opens");
-    assert_eq!(checkpoint.config(), &DacConfig::default(), "config read off the shapes");
-    let dac = Dac::<Flex>::from_checkpoint(checkpoint, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    let checkpoint =
+        Checkpoint::from_snapshots("dac-44khz-keys.json", snapshots, None).expect("opens");
+    assert_eq!(
+        checkpoint.config(),
+        &DacConfig::default(),
+        "config read off the shapes"
+    );
+    let dac = Dac::<Flex>::from_checkpoint(checkpoint, &Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(dac.config().hop_length(), 512);
-    assert_eq!(dac.decoder_context_frames(), 10, "the receptive field measured on the reference");
+    assert_eq!(
+        dac.decoder_context_frames(),
+        10,
+        "the receptive field measured on the reference"
+    );
 }
 
 #[test]
@@ -49,9 +69,12 @@ fn an_extra_tensor_is_rejected() {
     let extra = snapshots["quantizer.quantizers.8.codebook.weight"].clone();
     snapshots.insert("quantizer.quantizers.8.codebook.extra".to_string(), extra);
     let checkpoint =
-        Checkpoint::from_snapshots("dac-44khz-keys.json", snapshots, Some(DacConfig::default())).expect("opens");
+        Checkpoint::from_snapshots("dac-44khz-keys.json", snapshots, Some(DacConfig::default()))
+            .expect("opens");
     match Dac::<Flex>::from_checkpoint(checkpoint, &Default::default()) {
-        Err(DacError::UnexpectedTensor { key, .. }) => assert_eq!(key, "quantizer.quantizers.8.codebook.extra"),
+        Err(DacError::UnexpectedTensor { key, .. }) => {
+            assert_eq!(key, "quantizer.quantizers.8.codebook.extra")
+        }
         other => panic!("expected UnexpectedTensor, got {:?}", other.err()),
     }
 }

@@ -3,7 +3,10 @@
 use burn::prelude::*;
 use dia_dac::{Dac, DacConfig};
 
-use crate::common::{Golden, fixture, int_values, max_abs_diff, on_cpu_backends};
+use crate::common::{
+    Flex, Golden, fixture, int_values, max_abs_diff, on_cpu_backends, scratch_dir, tiny_tensors,
+    write_safetensors,
+};
 
 /// `golden.json`'s kwargs, with the latent width resolved as the loaders report it.
 fn tiny_config() -> DacConfig {
@@ -17,7 +20,12 @@ fn tiny_config() -> DacConfig {
 }
 
 fn check_parity<B: Backend>(source: &str, device: &B::Device) {
-    let dac = Dac::<B>::load(fixture(source), device).unwrap_or_else(|e| panic!("{e}"));
+    check_parity_at::<B>(&fixture(source), device);
+}
+
+fn check_parity_at<B: Backend>(path: &std::path::Path, device: &B::Device) {
+    let source = path.display();
+    let dac = Dac::<B>::load(path, device).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(dac.config(), &tiny_config(), "{source}: configuration");
     let golden = Golden::load();
 
@@ -72,3 +80,21 @@ fn from_transformers_dir<B: Backend>(device: &B::Device) {
 on_cpu_backends!(pth, from_pth);
 on_cpu_backends!(safetensors, from_safetensors);
 on_cpu_backends!(transformers, from_transformers_dir);
+
+/// Newer torch weight norm (`parametrizations.weight.original0/1`) under a wrapper prefix, as
+/// third-party copies store it, loads the same codec.
+#[test]
+fn parametrized_names_under_a_prefix() {
+    let tensors = tiny_tensors()
+        .into_iter()
+        .map(|(name, shape, data)| {
+            let name = name
+                .replace(".weight_g", ".parametrizations.weight.original0")
+                .replace(".weight_v", ".parametrizations.weight.original1");
+            (format!("audio_encoder.model.{name}"), shape, data)
+        })
+        .collect();
+    let path = scratch_dir("parametrized").join("model.safetensors");
+    write_safetensors(&path, &tensors);
+    check_parity_at::<Flex>(&path, &Default::default());
+}
