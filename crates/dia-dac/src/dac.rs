@@ -55,7 +55,7 @@ impl<B: Backend> Dac<B> {
     /// (the sum of each codebook's projected rows).
     pub fn decode_latent(&self, codes: Tensor<B, 3, Int>) -> Result<Tensor<B, 3>, DacError> {
         self.check_codes(&codes)?;
-        Ok(self.quantizer.from_codes(codes))
+        Ok(self.quantizer.latent_from_codes(codes))
     }
 
     /// Codes `[batch, n ≤ n_codebooks, frames]` → waveform `[batch, 1, frames · hop]` in one pass.
@@ -138,7 +138,8 @@ impl<B: Backend> Dac<B> {
 
     /// The decoder applied to codes already checked by [`Self::check_codes`].
     pub(crate) fn decode_unchecked(&self, codes: Tensor<B, 3, Int>) -> Tensor<B, 3> {
-        self.decoder.forward(self.quantizer.from_codes(codes))
+        self.decoder
+            .forward(self.quantizer.latent_from_codes(codes))
     }
 
     pub(crate) fn decoder(&self) -> &Decoder<B> {

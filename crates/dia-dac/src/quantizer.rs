@@ -87,7 +87,7 @@ impl<B: Backend> ResidualVectorQuantizer<B> {
 
     /// Codes `[batch, n, frames]` (n ≤ stages, already range-checked) → the decoder input
     /// `[batch, latent_dim, frames]`, the sum of the first n stages' projected codebook rows.
-    pub fn from_codes(&self, codes: Tensor<B, 3, Int>) -> Tensor<B, 3> {
+    pub(crate) fn latent_from_codes(&self, codes: Tensor<B, 3, Int>) -> Tensor<B, 3> {
         let [batch, n, frames] = codes.dims();
         let zero = Tensor::zeros([batch, self.latent_dim, frames], &codes.device());
         self.stages
@@ -103,7 +103,7 @@ impl<B: Backend> ResidualVectorQuantizer<B> {
 
     /// Latent `[batch, latent_dim, frames]` → codes `[batch, stages, frames]` and the quantised
     /// latent `[batch, latent_dim, frames]`.
-    pub fn encode(&self, latent: Tensor<B, 3>) -> (Tensor<B, 3, Int>, Tensor<B, 3>) {
+    pub(crate) fn encode(&self, latent: Tensor<B, 3>) -> (Tensor<B, 3, Int>, Tensor<B, 3>) {
         let mut residual = latent.clone();
         let mut quantized = latent.zeros_like();
         let mut codes = Vec::with_capacity(self.stages.len());
