@@ -32,6 +32,17 @@ fn bad_checkpoint(
     dir
 }
 
+/// A copy of `dia-tiny` whose `config.json` `edit` changes.
+fn with_config_value(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let dir = bad_checkpoint(|_| {});
+    let path = dir.path().join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(path, v.to_string()).unwrap();
+    dir
+}
+
 fn load_err(dir: &Path) -> DiaError {
     DiaModel::<Flex>::load(dir, ModelOptions::default(), &Default::default()).unwrap_err()
 }
@@ -101,22 +112,14 @@ fn garbage_file_is_corrupt() {
 
 #[test]
 fn config_with_more_layers_than_the_weights_reports_the_missing_layer() {
-    let dir = bad_checkpoint(|_| {});
-    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&config).unwrap();
-    v["decoder_config"]["num_hidden_layers"] = 3.into();
-    std::fs::write(dir.path().join("config.json"), v.to_string()).unwrap();
+    let dir = with_config_value(|v| v["decoder_config"]["num_hidden_layers"] = 3.into());
     let msg = load_err(dir.path()).to_string();
     assert!(msg.contains("missing tensor `decoder.layers.2."), "{msg}");
 }
 
 #[test]
 fn config_with_fewer_layers_than_the_weights_reports_the_extra_tensor() {
-    let dir = bad_checkpoint(|_| {});
-    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&config).unwrap();
-    v["encoder_config"]["num_hidden_layers"] = 1.into();
-    std::fs::write(dir.path().join("config.json"), v.to_string()).unwrap();
+    let dir = with_config_value(|v| v["encoder_config"]["num_hidden_layers"] = 1.into());
     let e = load_err(dir.path());
     assert!(matches!(e, DiaError::UnexpectedTensor { .. }), "{e}");
     assert!(e.to_string().contains("encoder.layers.1."), "{e}");
@@ -124,11 +127,7 @@ fn config_with_fewer_layers_than_the_weights_reports_the_extra_tensor() {
 
 #[test]
 fn config_width_contradicting_weights_is_a_shape_error() {
-    let dir = bad_checkpoint(|_| {});
-    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&config).unwrap();
-    v["decoder_config"]["intermediate_size"] = 64.into();
-    std::fs::write(dir.path().join("config.json"), v.to_string()).unwrap();
+    let dir = with_config_value(|v| v["decoder_config"]["intermediate_size"] = 64.into());
     assert!(matches!(
         load_err(dir.path()),
         DiaError::ShapeMismatch { .. }
