@@ -36,14 +36,25 @@ impl<B: Backend> Dac<B> {
     pub fn from_checkpoint(checkpoint: Checkpoint, device: &B::Device) -> Result<Self, DacError> {
         let (file, config, tensors) = checkpoint.into_parts();
         let mut weights = Weights::new(file, tensors, device);
-        let dac = Self {
-            encoder: Encoder::load(&mut weights, &config)?,
-            quantizer: ResidualVectorQuantizer::load(&mut weights, &config)?,
-            decoder: Decoder::load(&mut weights, &config)?,
-            config,
-        };
+        let dac = Self::build(&mut weights, config)?;
         weights.finish()?;
         Ok(dac)
+    }
+
+    /// A codec of `config`'s shapes with random weights drawn from `seed`: for benchmarks,
+    /// where speed does not depend on the values.
+    pub fn random(config: DacConfig, seed: u64, device: &B::Device) -> Result<Self, DacError> {
+        config.validate()?;
+        Self::build(&mut Weights::random(seed, device), config)
+    }
+
+    fn build(weights: &mut Weights<'_, B>, config: DacConfig) -> Result<Self, DacError> {
+        Ok(Self {
+            encoder: Encoder::load(weights, &config)?,
+            quantizer: ResidualVectorQuantizer::load(weights, &config)?,
+            decoder: Decoder::load(weights, &config)?,
+            config,
+        })
     }
 
     /// The configuration the codec was built with (sample rate, hop, codebooks).

@@ -5,14 +5,20 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 use burn_store::TensorSnapshot;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::DacError;
 
-/// The tensors of one checkpoint (original DAC names), handed out to layers as they load.
+/// The tensors of one checkpoint (original DAC names), handed out to layers as they load, or
+/// random values of whatever shape a layer asks for.
 pub(crate) struct Weights<'a, B: Backend> {
     file: PathBuf,
     tensors: HashMap<String, TensorSnapshot>,
+    /// Set for random weights: `tensors` is then empty and every request is served from it.
+    random: Option<ChaCha8Rng>,
     device: &'a B::Device,
 }
 
@@ -25,6 +31,18 @@ impl<'a, B: Backend> Weights<'a, B> {
         Self {
             file,
             tensors,
+            random: None,
+            device,
+        }
+    }
+
+    /// Random weights drawn from `seed`: uniform with PyTorch's default bound 1/√fan_in (so
+    /// activations keep their scale through the stack), Snake `alpha` at 1 as DAC initialises it.
+    pub fn random(seed: u64, device: &'a B::Device) -> Self {
+        Self {
+            file: PathBuf::from("<random>"),
+            tensors: HashMap::new(),
+            random: Some(ChaCha8Rng::seed_from_u64(seed)),
             device,
         }
     }
@@ -35,6 +53,20 @@ impl<'a, B: Backend> Weights<'a, B> {
         key: &str,
         shape: [usize; D],
     ) -> Result<Tensor<B, D>, DacError> {
+        if let Some(rng) = &mut self.random {
+            let len = shape.iter().product();
+            let values = if key.ends_with("alpha") {
+                vec![1.0f32; len]
+            } else {
+                let fan_in = shape.iter().skip(1).product::<usize>().max(1);
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                (0..len).map(|_| rng.random_range(-bound..bound)).collect()
+            };
+            return Ok(Tensor::from_data(
+                TensorData::new(values, shape),
+                self.device,
+            ));
+        }
         let snapshot = self
             .tensors
             .remove(key)
@@ -73,7 +105,7 @@ impl<'a, B: Backend> Weights<'a, B> {
         shape: [usize; 3],
     ) -> Result<Tensor<B, 3>, DacError> {
         let folded = format!("{prefix}.weight");
-        if self.tensors.contains_key(&folded) {
+        if self.random.is_some() || self.tensors.contains_key(&folded) {
             return self.tensor(&folded, shape);
         }
         let g = self.tensor(&format!("{prefix}.weight_g"), [shape[0], 1, 1])?;

@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use burn::tensor::DType;
 use burn::tensor::backend::Backend;
+use dia_model::DiaBackend;
 
 use crate::cli::{BackendArg, DtypeArg};
 
@@ -11,7 +12,7 @@ use crate::cli::{BackendArg, DtypeArg};
 pub trait OnBackend {
     type Output;
     /// Runs with backend `B` on `device`, computing the model in `dtype`.
-    fn run<B: Backend>(self, device: B::Device, dtype: DType) -> Result<Self::Output>;
+    fn run<B: DiaBackend>(self, device: B::Device, dtype: DType) -> Result<Self::Output>;
 }
 
 /// The best backend compiled into this binary.
@@ -25,11 +26,11 @@ fn auto() -> BackendArg {
     }
 }
 
-/// The per-device default dtype: f32 on CPU, bf16 on CUDA, f16 on wgpu.
+/// The per-device default dtype: bf16 on CUDA, f32 elsewhere (wgpu's f16 hits a Burn 0.21
+/// fusion panic on a second encoder pass in one process; see the README).
 fn default_dtype(backend: BackendArg) -> DType {
     match backend {
         BackendArg::Cuda => DType::BF16,
-        BackendArg::Wgpu => DType::F16,
         _ => DType::F32,
     }
 }

@@ -29,7 +29,7 @@ pub struct RuntimeArgs {
     /// Compute backend; `auto` picks the best one compiled in.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
-    /// Model compute dtype [default: f32 on CPU, bf16 on CUDA, f16 on wgpu].
+    /// Model compute dtype [default: bf16 on CUDA, f32 elsewhere].
     #[arg(long, value_enum)]
     pub dtype: Option<DtypeArg>,
     /// Codec repository on the Hugging Face hub.

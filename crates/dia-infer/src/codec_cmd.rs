@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use burn::tensor::DType;
 use burn::tensor::backend::Backend;
 use dia_dac::Dac;
+use dia_model::DiaBackend;
 
 use crate::backend::{OnBackend, dispatch};
 use crate::cli::{DecodeArgs, EncodeArgs, RuntimeArgs};
@@ -35,7 +36,7 @@ impl OnBackend for Encode<'_> {
     type Output = ();
 
     /// The codec always runs in f32, as the reference keeps it.
-    fn run<B: Backend>(self, device: B::Device, _dtype: DType) -> Result<()> {
+    fn run<B: DiaBackend>(self, device: B::Device, _dtype: DType) -> Result<()> {
         let args = self.0;
         let dac = load_dac::<B>(&args.runtime, &device)?;
         let samples = audio::read_mono(&args.audio, dac.config().sample_rate)?;
@@ -49,7 +50,7 @@ struct Decode<'a>(&'a DecodeArgs);
 impl OnBackend for Decode<'_> {
     type Output = ();
 
-    fn run<B: Backend>(self, device: B::Device, _dtype: DType) -> Result<()> {
+    fn run<B: DiaBackend>(self, device: B::Device, _dtype: DType) -> Result<()> {
         let args = self.0;
         let dac = load_dac::<B>(&args.runtime, &device)?;
         let config = dac.config();

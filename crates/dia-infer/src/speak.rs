@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
-use burn::tensor::backend::Backend;
 use dia_dac::Dac;
+use dia_model::DiaBackend;
 use dia_model::{DiaModel, GenerationConfig, GenerationRequest, ModelOptions, generate};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -53,7 +53,7 @@ struct Speak<'a> {
 impl OnBackend for Speak<'_> {
     type Output = ();
 
-    fn run<B: Backend>(self, device: B::Device, dtype: DType) -> Result<()> {
+    fn run<B: DiaBackend>(self, device: B::Device, dtype: DType) -> Result<()> {
         let args = self.args;
         let quiet = args.runtime.quiet;
         let started = Instant::now();
@@ -138,7 +138,7 @@ impl OnBackend for Speak<'_> {
 }
 
 /// The job's voice prompt as codes: encoded from audio, or read from codes JSON.
-fn prompt_codes<B: Backend>(
+fn prompt_codes<B: DiaBackend>(
     job: &Job,
     dac: &Dac<B>,
     channels: usize,

@@ -1,8 +1,9 @@
 //! Attention with scale 1.0 and grouped KV heads: encoder/decoder self-attention (optionally
 //! with fused q/k/v) and decoder cross-attention.
 
+use crate::backend::DiaBackend;
+use crate::dense::Dense;
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -27,26 +28,23 @@ pub enum QkvProjection<B: Backend> {
     /// `q_proj`, `k_proj`, `v_proj` as in the checkpoint.
     Separate(SeparateQkv<B>),
     /// One matrix whose columns are q, then k, then v: one read of x, one matmul.
-    Fused(Linear<B>),
+    Fused(Dense<B>),
 }
 
 /// Three separate projections.
 #[derive(Module, Debug)]
 pub struct SeparateQkv<B: Backend> {
-    pub q_proj: Linear<B>,
-    pub k_proj: Linear<B>,
-    pub v_proj: Linear<B>,
+    pub q_proj: Dense<B>,
+    pub k_proj: Dense<B>,
+    pub v_proj: Dense<B>,
 }
 
-impl<B: Backend> QkvProjection<B> {
+impl<B: DiaBackend> QkvProjection<B> {
     /// Builds the projection, concatenating the three weights when `fused`.
-    pub fn new(q: Linear<B>, k: Linear<B>, v: Linear<B>, fused: bool) -> Self {
+    pub fn new(q: Dense<B>, k: Dense<B>, v: Dense<B>, fused: bool) -> Self {
         if fused {
             let weight = Tensor::cat(vec![q.weight.val(), k.weight.val(), v.weight.val()], 1);
-            Self::Fused(Linear {
-                weight: burn::module::Param::from_tensor(weight),
-                bias: None,
-            })
+            Self::Fused(Dense::new(weight))
         } else {
             Self::Separate(SeparateQkv {
                 q_proj: q,
@@ -94,6 +92,21 @@ fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
     let [batch, seq, width] = x.dims();
     x.reshape([batch, seq, heads, width / heads])
         .swap_dims(1, 2)
+}
+
+/// `x` `[batch, seq, in]` through `proj` straight into `[batch, heads, seq, d]`: one batched
+/// product per head writes the heads-first layout contiguously, so attention over the cached
+/// cross K/V never copies them again (a `split_heads` view would be copied at every step).
+fn project_heads<B: Backend>(x: Tensor<B, 3>, proj: &Dense<B>, heads: usize) -> Tensor<B, 4> {
+    let [d_in, d_out] = proj.weight.dims();
+    // [in, heads·d] → [1, heads, in, d]
+    let w = proj
+        .weight
+        .val()
+        .reshape([d_in, heads, d_out / heads])
+        .swap_dims(0, 1)
+        .unsqueeze::<4>();
+    x.unsqueeze_dim::<4>(1).matmul(w)
 }
 
 /// `[batch, heads, seq, d]` → `[batch, seq, heads·d]`.
@@ -157,12 +170,12 @@ pub fn attend<B: Backend>(
 #[derive(Module, Debug)]
 pub struct SelfAttention<B: Backend> {
     pub qkv: QkvProjection<B>,
-    pub o_proj: Linear<B>,
+    pub o_proj: Dense<B>,
     #[module(skip)]
     pub shape: HeadShape,
 }
 
-impl<B: Backend> SelfAttention<B> {
+impl<B: DiaBackend> SelfAttention<B> {
     /// `x` `[batch, seq, dim]` at the positions of `rope`; with a cache, k/v are written at
     /// `start..` and attention runs over the filled prefix.
     pub fn forward(
@@ -187,20 +200,21 @@ impl<B: Backend> SelfAttention<B> {
 /// Decoder cross-attention over the encoder output; RoPE only for the original checkpoint.
 #[derive(Module, Debug)]
 pub struct CrossAttention<B: Backend> {
-    pub q_proj: Linear<B>,
-    pub k_proj: Linear<B>,
-    pub v_proj: Linear<B>,
-    pub o_proj: Linear<B>,
+    pub q_proj: Dense<B>,
+    pub k_proj: Dense<B>,
+    pub v_proj: Dense<B>,
+    pub o_proj: Dense<B>,
     #[module(skip)]
     pub shape: HeadShape,
 }
 
-impl<B: Backend> CrossAttention<B> {
+impl<B: DiaBackend> CrossAttention<B> {
     /// K/V `[rows, kv_heads, text_len, d]` from the encoder output, keys rotated with encoder
     /// positions when `key_rope` is given.
     pub fn precompute(&self, enc: Tensor<B, 3>, key_rope: Option<&RopeAngles<B>>) -> CrossKv<B> {
-        let k = split_heads(self.k_proj.forward(enc.clone()), self.shape.kv_heads);
-        let v = split_heads(self.v_proj.forward(enc), self.shape.kv_heads);
+        let heads = self.shape.kv_heads;
+        let k = project_heads(enc.clone(), &self.k_proj, heads);
+        let v = project_heads(enc, &self.v_proj, heads);
         let k = match key_rope {
             Some(rope) => rope.apply(k),
             None => k,

@@ -4,6 +4,8 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Tensor};
 
+use crate::backend::DiaBackend;
+
 /// Self-attention keys and values `[rows, kv_heads, max_len, head_dim]`, preallocated to the
 /// generation length; step `t` writes slot `t` in place.
 #[derive(Debug, Clone)]
@@ -12,13 +14,14 @@ pub struct KvCache<B: Backend> {
     v: Tensor<B, 4>,
 }
 
-impl<B: Backend> KvCache<B> {
+impl<B: DiaBackend> KvCache<B> {
     /// Zeroed cache of `[rows, kv_heads, max_len, head_dim]`.
     pub fn new(shape: [usize; 4], dtype: DType, device: &B::Device) -> Self {
-        let zeros = Tensor::<B, 4>::zeros(shape, (device, dtype));
+        // Two buffers: a shared one would be copied on the first write.
+        let zeros = || Tensor::<B, 4>::zeros(shape, (device, dtype));
         Self {
-            k: zeros.clone(),
-            v: zeros,
+            k: zeros(),
+            v: zeros(),
         }
     }
 
@@ -35,11 +38,9 @@ impl<B: Backend> KvCache<B> {
         k: Tensor<B, 4>,
         v: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let [rows, heads, len, dim] = k.dims();
-        let range = [0..rows, 0..heads, start..start + len, 0..dim];
-        self.k.inplace(|c| c.slice_assign(range.clone(), k));
-        self.v.inplace(|c| c.slice_assign(range, v));
-        let end = start + len;
+        let end = start + k.dims()[2];
+        self.k.inplace(|c| B::cache_write(c, start, k));
+        self.v.inplace(|c| B::cache_write(c, start, v));
         (
             self.k.clone().narrow(2, 0, end),
             self.v.clone().narrow(2, 0, end),
@@ -64,7 +65,7 @@ pub struct DecoderState<B: Backend> {
     pub cross_mask: Option<Tensor<B, 4, Bool>>,
 }
 
-impl<B: Backend> DecoderState<B> {
+impl<B: DiaBackend> DecoderState<B> {
     /// Decoder positions the self-attention caches can hold.
     pub fn max_len(&self) -> usize {
         self.self_attn.first().map_or(0, KvCache::max_len)

@@ -1,8 +1,9 @@
 //! Audio decoder: nine summed channel embeddings, self-attention over the KV cache,
 //! cross-attention over the text, MLP, and the per-channel logits head.
 
+use crate::backend::DiaBackend;
+use crate::dense::Dense;
 use burn::module::{Module, Param};
-use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, DType, Int, Tensor};
@@ -32,14 +33,14 @@ pub struct Decoder<B: Backend> {
     pub layers: Vec<DecoderLayer<B>>,
     pub norm: RmsNorm<B>,
     /// `[dim, channels · vocab]`; output column `c · vocab + v` is channel `c`, token `v`.
-    pub logits_dense: Linear<B>,
+    pub logits_dense: Dense<B>,
     pub rope: RotaryEmbedding<B>,
     /// Original Dia-1.6B only: RoPE for cross-attention (queries at decoder positions, keys at
     /// encoder positions).
     pub cross_rope: Option<RotaryEmbedding<B>>,
 }
 
-impl<B: Backend> Decoder<B> {
+impl<B: DiaBackend> Decoder<B> {
     /// Cross K/V for every layer from `enc` `[rows, text_len, enc_dim]` and self-attention
     /// caches for `max_len` positions. `padding` `[rows, text_len]` marks padded text.
     pub fn init_state(

@@ -6,6 +6,7 @@ use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Int, Tensor};
 
 use crate::attention::{AttnMask, SelfAttention};
+use crate::backend::DiaBackend;
 use crate::mlp::Mlp;
 use crate::norm::RmsNorm;
 use crate::rope::RotaryEmbedding;
@@ -30,7 +31,7 @@ pub struct Encoder<B: Backend> {
     pub rope: RotaryEmbedding<B>,
 }
 
-impl<B: Backend> Encoder<B> {
+impl<B: DiaBackend> Encoder<B> {
     /// `tokens` `[rows, len]` → `[rows, len, dim]` in the compute dtype. `padding`
     /// `[rows, len]` marks padded positions, which no valid position attends.
     pub fn forward(

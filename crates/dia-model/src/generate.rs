@@ -3,9 +3,9 @@
 
 use std::ops::ControlFlow;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use crate::backend::DiaBackend;
 use crate::delay::{EMPTY, delayed_prompt_buffer, revert_delay};
 use crate::error::{DiaError, Result};
 use crate::model::{DiaModel, TextBatch};
@@ -89,7 +89,7 @@ struct ItemState {
 }
 
 /// Generates codes for every request in one batch (two CFG rows per item).
-pub fn generate<B: Backend>(
+pub fn generate<B: DiaBackend>(
     model: &DiaModel<B>,
     requests: &[GenerationRequest],
     config: &GenerationConfig,
@@ -277,7 +277,7 @@ pub fn generate<B: Backend>(
 }
 
 /// Rejects what the reference would crash on or silently mishandle.
-fn validate<B: Backend>(
+fn validate<B: DiaBackend>(
     model: &DiaModel<B>,
     requests: &[GenerationRequest],
     config: &GenerationConfig,

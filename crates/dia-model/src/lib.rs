@@ -4,11 +4,13 @@
 //! [`generate`](crate::generate::generate).
 
 pub mod attention;
+pub mod backend;
 pub mod cache;
 mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod delay;
+pub mod dense;
 pub mod encoder;
 pub mod error;
 pub mod generate;
@@ -21,6 +23,7 @@ pub mod rope;
 pub mod sampling;
 pub mod tokenizer;
 
+pub use backend::DiaBackend;
 pub use config::{DecoderConfig, DiaConfig, EncoderConfig, ModelGeneration};
 pub use error::{DiaError, Result};
 pub use generate::{

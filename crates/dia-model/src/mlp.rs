@@ -1,7 +1,8 @@
 //! Gated-SiLU feed-forward block with the gate and up projections fused in one matrix.
 
+use crate::backend::DiaBackend;
+use crate::dense::Dense;
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
@@ -10,12 +11,12 @@ use burn::tensor::backend::Backend;
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// `[dim, 2 · hidden]`: columns `0..hidden` gate, `hidden..2·hidden` up.
-    pub wi_fused: Linear<B>,
+    pub wi_fused: Dense<B>,
     /// `[hidden, dim]`.
-    pub wo: Linear<B>,
+    pub wo: Dense<B>,
 }
 
-impl<B: Backend> Mlp<B> {
+impl<B: DiaBackend> Mlp<B> {
     /// `[batch, seq, dim]` → `[batch, seq, dim]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let fused = self.wi_fused.forward(x);

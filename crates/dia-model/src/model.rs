@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
+use crate::backend::DiaBackend;
 use crate::cache::DecoderState;
 use crate::config::DiaConfig;
 use crate::decoder::Decoder;
@@ -79,7 +80,7 @@ impl<B: Backend> TextBatch<B> {
     }
 }
 
-impl<B: Backend> DiaModel<B> {
+impl<B: DiaBackend> DiaModel<B> {
     /// Encoder output `[2 · batch, len, enc_dim]` in the compute dtype.
     pub fn encode(&self, text: &TextBatch<B>) -> Tensor<B, 3> {
         self.encoder

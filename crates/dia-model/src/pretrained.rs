@@ -4,14 +4,17 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
-use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::attention::{CrossAttention, HeadShape, QkvProjection, SelfAttention};
+use crate::backend::DiaBackend;
 use crate::checkpoint::Checkpoint;
 use crate::config::{DiaConfig, ModelGeneration};
 use crate::decoder::{Decoder, DecoderLayer};
+use crate::dense::Dense;
 use crate::encoder::{Encoder, EncoderLayer};
 use crate::error::{DiaError, Result};
 use crate::layout::{Attn, ParamId, Proj, Transform, WeightLayout};
@@ -57,7 +60,7 @@ impl CheckpointFiles {
     }
 }
 
-impl<B: Backend> DiaModel<B> {
+impl<B: DiaBackend> DiaModel<B> {
     /// Loads a checkpoint directory (nari or transformers layout, single or sharded),
     /// casting weights to `options.dtype` tensor by tensor.
     pub fn load(dir: &Path, options: ModelOptions, device: &B::Device) -> Result<Self> {
@@ -88,51 +91,102 @@ impl<B: Backend> DiaModel<B> {
             })?;
         tracing::info!(?layout, generation = ?config.generation, "loading Dia weights");
         let mut loader = Loader {
-            checkpoint: &checkpoint,
-            layout,
+            source: Source::Checkpoint {
+                checkpoint: &checkpoint,
+                layout,
+                used: HashSet::new(),
+            },
             config: &config,
             options,
             device,
-            used: HashSet::new(),
         };
         let model = loader.build()?;
         loader.check_all_used()?;
         Ok(model)
     }
+
+    /// A model of `config`'s shapes with random weights (uniform, standard deviation 0.02;
+    /// norms 1.0) drawn from `seed`: for benchmarks and tests, where speed and memory do not
+    /// depend on the values.
+    pub fn random(
+        config: &DiaConfig,
+        options: ModelOptions,
+        seed: u64,
+        device: &B::Device,
+    ) -> Self {
+        let mut loader = Loader {
+            source: Source::Random(Box::new(ChaCha8Rng::seed_from_u64(seed))),
+            config,
+            options,
+            device,
+        };
+        loader
+            .build()
+            .expect("random weights always have the config's shapes")
+    }
+}
+
+/// Where parameter values come from.
+enum Source<'a> {
+    /// A checkpoint in either layout; `used` collects the keys read.
+    Checkpoint {
+        checkpoint: &'a Checkpoint,
+        layout: WeightLayout,
+        used: HashSet<String>,
+    },
+    /// Random values (see [`DiaModel::random`]).
+    Random(Box<ChaCha8Rng>),
 }
 
 /// Reads parameters one at a time, converting each to the model's layout and dtype.
 struct Loader<'a, B: Backend> {
-    checkpoint: &'a Checkpoint,
-    layout: WeightLayout,
+    source: Source<'a>,
     config: &'a DiaConfig,
     options: ModelOptions,
     device: &'a B::Device,
-    used: HashSet<String>,
 }
 
-impl<B: Backend> Loader<'_, B> {
+impl<B: DiaBackend> Loader<'_, B> {
     /// One parameter as stored in the model: `[in, out]`, `[vocab, dim]` or `[dim]` (f32 for norms).
     fn tensor<const D: usize>(&mut self, id: ParamId) -> Result<Tensor<B, D>> {
-        let src = self.layout.source(id, self.config);
-        let raw = self.checkpoint.get(&src.key)?;
-        if raw.shape != src.stored_shape {
-            return Err(DiaError::ShapeMismatch {
-                path: raw.path.to_path_buf(),
-                key: src.key.clone(),
-                expected: src.stored_shape,
-                found: raw.shape,
-            });
-        }
         let shape = id.model_shape(self.config);
-        let values = match src.transform {
-            Transform::Reshape => raw.to_f32()?,
-            Transform::Rows { start, len } => raw.rows(start, len).to_f32()?,
-            Transform::Transpose => {
-                transpose(&raw.to_f32()?, src.stored_shape[0], src.stored_shape[1])
+        let values = match &mut self.source {
+            Source::Checkpoint {
+                checkpoint,
+                layout,
+                used,
+            } => {
+                let src = layout.source(id, self.config);
+                let raw = checkpoint.get(&src.key)?;
+                if raw.shape != src.stored_shape {
+                    return Err(DiaError::ShapeMismatch {
+                        path: raw.path.to_path_buf(),
+                        key: src.key.clone(),
+                        expected: src.stored_shape,
+                        found: raw.shape,
+                    });
+                }
+                let values = match src.transform {
+                    Transform::Reshape => raw.to_f32()?,
+                    Transform::Rows { start, len } => raw.rows(start, len).to_f32()?,
+                    Transform::Transpose => {
+                        transpose(&raw.to_f32()?, src.stored_shape[0], src.stored_shape[1])
+                    }
+                };
+                used.insert(src.key);
+                values
+            }
+            Source::Random(rng) => {
+                let len = shape.iter().product();
+                if id.is_norm() {
+                    vec![1.0; len]
+                } else {
+                    // Uniform on ±0.02·√3 has standard deviation 0.02.
+                    let a = 0.02 * 3f32.sqrt();
+                    (0..len).map(|_| rng.random_range(-a..a)).collect()
+                }
             }
         };
-        self.used.insert(src.key);
         let dtype = if id.is_norm() {
             DType::F32
         } else {
@@ -144,11 +198,8 @@ impl<B: Backend> Loader<'_, B> {
         ))
     }
 
-    fn linear(&mut self, id: ParamId) -> Result<Linear<B>> {
-        Ok(Linear {
-            weight: Param::from_tensor(self.tensor::<2>(id)?),
-            bias: None,
-        })
+    fn linear(&mut self, id: ParamId) -> Result<Dense<B>> {
+        Ok(Dense::new(self.tensor::<2>(id)?))
     }
 
     fn norm(&mut self, id: ParamId, eps: f64) -> Result<RmsNorm<B>> {
@@ -277,9 +328,15 @@ impl<B: Backend> Loader<'_, B> {
 
     /// Fails on any checkpoint tensor the config did not account for.
     fn check_all_used(&self) -> Result<()> {
-        match self.checkpoint.keys().find(|k| !self.used.contains(*k)) {
+        let Source::Checkpoint {
+            checkpoint, used, ..
+        } = &self.source
+        else {
+            return Ok(());
+        };
+        match checkpoint.keys().find(|k| !used.contains(*k)) {
             Some(key) => Err(DiaError::UnexpectedTensor {
-                path: self.checkpoint.path_of(key).to_path_buf(),
+                path: checkpoint.path_of(key).to_path_buf(),
                 key: key.to_string(),
             }),
             None => Ok(()),

@@ -1,5 +1,5 @@
 //! Integration tests of dia-dac against the reference fixtures in `assets/fixtures/` (one test
-//! binary, so the Burn backends are linked once).
+//! binary, so the Burn backends are linked once; `--features wgpu` adds the wgpu tests).
 
 mod chunked;
 mod common;
@@ -7,3 +7,5 @@ mod errors;
 mod helpers;
 mod manifest;
 mod parity;
+#[cfg(feature = "wgpu")]
+mod wgpu;

@@ -1,6 +1,9 @@
 //! Shared test support: fixture paths, golden tensors, backends and comparisons.
 #![allow(dead_code)]
 
+pub mod greedy;
+pub mod layers;
+
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
@@ -72,12 +75,14 @@ pub fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
 }
 
-/// Largest absolute difference between two equally long slices.
+/// Largest absolute difference between two equally long slices; infinite if either holds a
+/// NaN (which `f32::max` would otherwise skip).
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs())
+        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
         .fold(0.0, f32::max)
 }
 

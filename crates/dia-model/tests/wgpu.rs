@@ -1,0 +1,102 @@
+//! The model on burn's wgpu backend (not autotuned), as CI runs it on lavapipe, Mesa's software
+//! Vulkan driver: f32 reproduces the reference's layers and greedy codes; f16 stays within a
+//! measured tolerance of them and runs through.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
+use burn::tensor::DType;
+use common::greedy::{case_inputs, check_greedy_cases, golden_cases};
+use common::layers::{Diffs, assert_within, layer_diffs};
+use dia_model::{DiaModel, ModelOptions, generate};
+
+/// `burn::backend::Wgpu`: the CubeCL wgpu runtime behind Burn's kernel fusion, as dia-infer runs.
+type Wgpu = burn::backend::Wgpu<f32>;
+/// The same runtime without fusion (see [`f16_greedy_runs_complete`]).
+type WgpuUnfused = CubeBackend<WgpuRuntime, f32, i32, u32>;
+
+/// f32 on the GPU path (other kernels, other summation orders) against the reference; measured
+/// on lavapipe: encoder output 3.0e-6, prefill logits 1.1e-5, step logits 6.7e-6.
+const F32_TOL: f32 = 1e-3;
+
+/// f16 weights and activations (norms, RoPE and logits in f32): measured on lavapipe, prefill
+/// logits 4.27e-2 and step logits 2.14e-2 off the reference (encoder output 1.17e-2), for
+/// logits of magnitude ~1; f16 keeps about three significant digits per layer.
+const F16_LOGITS_TOL: f32 = 0.1;
+
+/// Golden cases whose greedy codes are compared (the "first two").
+const GREEDY_CASES: usize = 2;
+
+fn diff(diffs: &Diffs, name: &str) -> f32 {
+    diffs.iter().find(|(n, _)| *n == name).expect(name).1
+}
+
+fn f16_options() -> ModelOptions {
+    ModelOptions {
+        dtype: DType::F16,
+        ..ModelOptions::default()
+    }
+}
+
+#[test]
+fn f32_layers_match_reference() {
+    let diffs = layer_diffs::<Wgpu>(
+        "dia-tiny",
+        "dia-tiny",
+        ModelOptions::default(),
+        &WgpuDevice::default(),
+    );
+    eprintln!("wgpu f32 dia-tiny: {diffs:?}");
+    assert_within(&diffs, F32_TOL, "wgpu f32 dia-tiny");
+}
+
+#[test]
+fn f32_greedy_codes_match_reference() {
+    check_greedy_cases::<Wgpu>("dia-tiny", "dia-tiny", GREEDY_CASES, &WgpuDevice::default());
+}
+
+#[test]
+fn f16_logits_close_to_reference() {
+    let diffs = layer_diffs::<Wgpu>(
+        "dia-tiny",
+        "dia-tiny",
+        f16_options(),
+        &WgpuDevice::default(),
+    );
+    eprintln!("wgpu f16 dia-tiny: {diffs:?}");
+    for logits in ["prefill_logits", "step_logits"] {
+        let d = diff(&diffs, logits);
+        assert!(d < F16_LOGITS_TOL, "wgpu f16: {logits} differ by {d}");
+    }
+}
+
+/// The greedy runs of the first golden cases complete in f16 with well-formed codes (f16 may
+/// pick other codes than f32). Unfused: with burn 0.21's fusion, the second f16 encoder pass in a
+/// process panics inside burn-cubecl-fusion's fused reduce (`resolve_arg` index out of bounds);
+/// a single pass is covered, fused, by [`f16_logits_close_to_reference`].
+#[test]
+fn f16_greedy_runs_complete() {
+    let device = WgpuDevice::default();
+    let model = DiaModel::<WgpuUnfused>::load(&common::fixture("dia-tiny"), f16_options(), &device)
+        .unwrap();
+    for (index, case) in golden_cases("dia-tiny", GREEDY_CASES).iter().enumerate() {
+        let (requests, config) = case_inputs("dia-tiny", case, index);
+        let out = generate(&model, &requests, &config, |_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(
+            out.len(),
+            requests.len(),
+            "case {index}: one output per request"
+        );
+        for (item, got) in out.iter().enumerate() {
+            assert!(!got.codes.is_empty(), "case {index} item {item}: no frames");
+            let well_formed = got
+                .codes
+                .iter()
+                .all(|f| f.len() == 9 && f.iter().all(|&c| c <= 1023));
+            assert!(well_formed, "case {index} item {item}: malformed frame");
+        }
+    }
+}
