@@ -78,14 +78,6 @@ impl Dtype {
             Dtype::Bf16 => DType::BF16,
         }
     }
-
-    /// Bytes per weight element.
-    pub fn bytes(self) -> usize {
-        match self {
-            Dtype::F32 => 4,
-            Dtype::F16 | Dtype::Bf16 => 2,
-        }
-    }
 }
 
 /// A switch the report varies: both values, or one.
