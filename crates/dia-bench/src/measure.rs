@@ -99,7 +99,7 @@ impl Row {
 
 /// Measures `setting` on its backend.
 pub fn measure(setting: &Setting, plan: &Plan) -> Result<Row> {
-    backends::dispatch(&setting.backend.clone(), Job { setting, plan })
+    backends::dispatch(&setting.backend, Job { setting, plan })
 }
 
 struct Job<'a> {

@@ -94,12 +94,8 @@ impl Report {
                 f(r.decode_steps_per_s, 2),
                 f(r.realtime_factor, 3),
                 spread,
-                f(self.fraction_of_bound(r).map(|x| x * 100.0), 0)
-                    + if self.fraction_of_bound(r).is_some() {
-                        "%"
-                    } else {
-                        ""
-                    },
+                self.fraction_of_bound(r)
+                    .map_or("–".into(), |x| format!("{:.0}%", x * 100.0)),
                 f(r.encoder_ms, 1),
                 f(r.first_step_ms, 1),
                 f(r.dac_ms_per_audio_s, 0),
