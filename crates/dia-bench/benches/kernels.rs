@@ -10,24 +10,33 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use dia_bench::measure::TEXT;
 use dia_bench::setting::{Dtype, Size};
 use dia_dac::{Dac, audio_to_vec};
+use dia_model::dense::Dense;
 use dia_model::sampling::{Sampler, SamplerParams, SpecialIds};
 use dia_model::tokenizer::encode_text;
-use dia_model::{DiaBackend, DiaModel, ModelGeneration, ModelOptions, TextBatch};
+use dia_model::{DiaModel, ModelGeneration, ModelOptions, TextBatch};
 
 /// `[2, 2048] · [2048, 8192]`: the MLP input projection of a full-size decode step (CFG rows).
 fn projection(c: &mut Criterion) {
     let device = Default::default();
     let mut group = c.benchmark_group("projection_2x2048x8192");
-    let x = Tensor::<Flex, 2>::random([2, 2048], Distribution::Default, &device);
-    for dtype in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
+    let x = Tensor::<Flex, 3>::random([1, 2, 2048], Distribution::Default, &device);
+    for dtype in [Dtype::F32, Dtype::F16, Dtype::Bf16, Dtype::Int8] {
         let w = Tensor::<Flex, 2>::random([2048, 8192], Distribution::Default, &device)
             .cast(dtype.burn());
         let xd = x.clone().cast(dtype.burn());
-        group.bench_function(format!("burn_matmul_{dtype:?}"), |b| {
-            b.iter(|| black_box(xd.clone().matmul(w.clone())))
-        });
+        if dtype != Dtype::Int8 {
+            let (x2, w) = (xd.clone().reshape([2, 2048]), w.clone());
+            group.bench_function(format!("burn_matmul_{dtype:?}"), |b| {
+                b.iter(|| black_box(x2.clone().matmul(w.clone())))
+            });
+        }
+        let dense = if dtype == Dtype::Int8 {
+            Dense::quantize(w)
+        } else {
+            Dense::new(w)
+        };
         group.bench_function(format!("dia_project_{dtype:?}"), |b| {
-            b.iter(|| black_box(Flex::project(xd.clone(), w.clone())))
+            b.iter(|| black_box(dense.forward(xd.clone())))
         });
     }
     group.finish();

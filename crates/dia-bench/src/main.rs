@@ -45,8 +45,9 @@ struct ReportArgs {
     /// Backends (default: every one compiled in).
     #[arg(long, value_delimiter = ',')]
     backends: Vec<String>,
-    /// Compute dtypes; a backend without one reports the row as failed.
-    #[arg(long, value_delimiter = ',', default_value = "f32,f16,bf16")]
+    /// Compute dtypes (int8: int8 weights, f32 activations); a backend without one reports
+    /// the row as failed.
+    #[arg(long, value_delimiter = ',', default_value = "f32,f16,bf16,int8")]
     dtypes: Vec<Dtype>,
     /// RoPE sin/cos from a table, recomputed, or both.
     #[arg(long, value_enum, default_value = "both")]
@@ -124,7 +125,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::RunOne { setting, plan } => {
             let setting: Setting = serde_json::from_str(&setting).context("--setting")?;
-            let row = measure(&setting, &plan.plan())?;
+            // The measuring thread joins the pool: no third thread competes for the cores.
+            let pool = rayon::ThreadPoolBuilder::new().build()?;
+            let row = pool.install(|| measure(&setting, &plan.plan()))?;
             println!("{}", serde_json::to_string(&row)?);
             Ok(())
         }

@@ -126,13 +126,23 @@ impl OnBackend for Job<'_> {
         sync::<B>(&device)?;
         row.load_ms = Some(ms(start));
         row.weights_bytes = Some(weight_bytes(&model));
+        // A step reads every decoder weight but nine embedding rows and the cross-attention
+        // K/V projections (used once, at set-up).
         let tables: u64 = model
             .decoder
             .embeddings
             .iter()
             .map(|t| tensor_bytes(&t.val()))
             .sum();
-        row.decoder_bytes_per_step = Some(weight_bytes(&model.decoder) - tables);
+        let cross_kv: u64 = model
+            .decoder
+            .layers
+            .iter()
+            .map(|l| {
+                weight_bytes(&l.cross_attention.k_proj) + weight_bytes(&l.cross_attention.v_proj)
+            })
+            .sum();
+        row.decoder_bytes_per_step = Some(weight_bytes(&model.decoder) - tables - cross_kv);
 
         row.encoder_ms = Some(encoder_ms(&model, &device)?);
         let steps = decode_steps(&model, plan)?;
@@ -176,6 +186,13 @@ fn weight_bytes<B: Backend, M: Module<B>>(model: &M) -> u64 {
     impl<B: Backend> burn::module::ModuleVisitor<B> for Bytes {
         fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
             self.0 += tensor_bytes(&param.val());
+        }
+        fn visit_int<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<Tensor<B, D, burn::tensor::Int>>,
+        ) {
+            let t = param.val();
+            self.0 += (t.shape().num_elements() * t.dtype().size()) as u64;
         }
     }
     let mut bytes = Bytes(0);

@@ -67,13 +67,15 @@ pub enum Dtype {
     F32,
     F16,
     Bf16,
+    /// Int8 projection weights (one scale per output column) with f32 activations.
+    Int8,
 }
 
 impl Dtype {
-    /// Burn's dtype.
+    /// Burn's dtype for the activations (and the weights, unless int8).
     pub fn burn(self) -> DType {
         match self {
-            Dtype::F32 => DType::F32,
+            Dtype::F32 | Dtype::Int8 => DType::F32,
             Dtype::F16 => DType::F16,
             Dtype::Bf16 => DType::BF16,
         }
@@ -117,6 +119,7 @@ impl Setting {
             dtype: self.dtype.burn(),
             rope_table: self.rope_table,
             fused_qkv: self.fused_qkv,
+            int8_weights: self.dtype == Dtype::Int8,
         }
     }
 }

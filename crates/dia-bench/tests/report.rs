@@ -21,8 +21,8 @@ fn tiny_report_has_a_row_per_configuration() {
             .unwrap();
     assert!(report["machine"]["read_bandwidth_gb_s"].as_f64().unwrap() > 0.0);
     let rows = report["rows"].as_array().unwrap();
-    // 2 CPU backends × 3 dtypes × RoPE table on/off × fused q/k/v on/off.
-    assert_eq!(rows.len(), 2 * 3 * 2 * 2);
+    // 2 CPU backends × 4 dtypes (f32, f16, bf16, int8) × RoPE table on/off × fused q/k/v on/off.
+    assert_eq!(rows.len(), 2 * 4 * 2 * 2);
     let fields = [
         "size",
         "backend",
@@ -42,7 +42,8 @@ fn tiny_report_has_a_row_per_configuration() {
         for field in fields {
             assert!(row.get(field).is_some(), "row without {field}: {row}");
         }
-        let unsupported = row["backend"] == "ndarray" && row["dtype"] != "f32";
+        let unsupported = row["backend"] == "ndarray"
+            && ["f16", "bf16"].contains(&row["dtype"].as_str().unwrap());
         if unsupported {
             assert!(
                 row["error"].as_str().unwrap().contains("does not support"),
@@ -59,6 +60,17 @@ fn tiny_report_has_a_row_per_configuration() {
         // The codec is timed once per backend and dtype (the first knob combination).
         let first_knobs = row["rope_table"] == true && row["fused_qkv"] == true;
         assert_eq!(row["dac_ms_per_audio_s"].is_number(), first_knobs, "{row}");
+    }
+
+    // Int8 weights take fewer bytes than f32 ones on every backend.
+    let bytes = |backend: &str, dtype: &str| {
+        rows.iter()
+            .find(|r| r["backend"] == backend && r["dtype"] == dtype)
+            .and_then(|r| r["weights_bytes"].as_u64())
+            .unwrap()
+    };
+    for backend in ["flex", "ndarray"] {
+        assert!(bytes(backend, "int8") < bytes(backend, "f32"), "{backend}");
     }
 
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();

@@ -41,10 +41,17 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
-    let result = std::panic::catch_unwind(|| match cli.command {
-        Some(Command::Encode(args)) => codec_cmd::encode(&args),
-        Some(Command::Decode(args)) => codec_cmd::decode(&args),
-        None => speak::run(&cli.generate),
+    let result = std::panic::catch_unwind(|| {
+        let job = || match cli.command {
+            Some(Command::Encode(args)) => codec_cmd::encode(&args),
+            Some(Command::Decode(args)) => codec_cmd::decode(&args),
+            None => speak::run(&cli.generate),
+        };
+        // The main thread joins the CPU backends' pool: no third thread competes for the cores.
+        match rayon::ThreadPoolBuilder::new().build() {
+            Ok(pool) => pool.install(job),
+            Err(_) => job(),
+        }
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

@@ -60,6 +60,7 @@ impl OnBackend for Speak<'_> {
         let files = hub::model_files(&args.model, args.model_dir.as_deref(), quiet)?;
         let options = ModelOptions {
             dtype,
+            int8_weights: args.int8,
             ..ModelOptions::default()
         };
         let model = DiaModel::<B>::load_files(&files, options, &device)

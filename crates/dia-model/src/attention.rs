@@ -40,11 +40,10 @@ pub struct SeparateQkv<B: Backend> {
 }
 
 impl<B: DiaBackend> QkvProjection<B> {
-    /// Builds the projection, concatenating the three weights when `fused`.
+    /// Builds the projection, joining the three weights' columns when `fused`.
     pub fn new(q: Dense<B>, k: Dense<B>, v: Dense<B>, fused: bool) -> Self {
         if fused {
-            let weight = Tensor::cat(vec![q.weight.val(), k.weight.val(), v.weight.val()], 1);
-            Self::Fused(Dense::new(weight))
+            Self::Fused(Dense::cat_columns(vec![q, k, v]))
         } else {
             Self::Separate(SeparateQkv {
                 q_proj: q,
@@ -63,14 +62,12 @@ impl<B: DiaBackend> QkvProjection<B> {
                 p.v_proj.forward(x),
             ],
             Self::Fused(linear) => {
-                let qkv = linear.forward(x);
                 let q_dim = shape.heads * shape.head_dim;
                 let kv_dim = shape.kv_heads * shape.head_dim;
-                [
-                    qkv.clone().narrow(2, 0, q_dim),
-                    qkv.clone().narrow(2, q_dim, kv_dim),
-                    qkv.narrow(2, q_dim + kv_dim, kv_dim),
-                ]
+                linear
+                    .forward_split(x, &[q_dim, kv_dim, kv_dim])
+                    .try_into()
+                    .expect("three widths, three parts")
             }
         }
     }
@@ -94,19 +91,18 @@ fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
         .swap_dims(1, 2)
 }
 
-/// `x` `[batch, seq, in]` through `proj` straight into `[batch, heads, seq, d]`: one batched
-/// product per head writes the heads-first layout contiguously, so attention over the cached
-/// cross K/V never copies them again (a `split_heads` view would be copied at every step).
-fn project_heads<B: Backend>(x: Tensor<B, 3>, proj: &Dense<B>, heads: usize) -> Tensor<B, 4> {
-    let [d_in, d_out] = proj.weight.dims();
-    // [in, heads·d] → [1, heads, in, d]
-    let w = proj
-        .weight
-        .val()
-        .reshape([d_in, heads, d_out / heads])
-        .swap_dims(0, 1)
-        .unsqueeze::<4>();
-    x.unsqueeze_dim::<4>(1).matmul(w)
+/// `x` `[batch, seq, in]` through `proj` straight into `[batch, heads, seq, d]`: the product
+/// split by head, each part contiguous, stacked heads-first, so attention over the cached
+/// cross K/V never copies them again.
+fn project_heads<B: DiaBackend>(x: Tensor<B, 3>, proj: &Dense<B>, heads: usize) -> Tensor<B, 4> {
+    let [batch, seq, _] = x.dims();
+    let d = proj.dims()[1] / heads;
+    let per_head = proj
+        .forward_split(x, &vec![d; heads])
+        .into_iter()
+        .map(|h| h.reshape([batch, 1, seq, d]))
+        .collect();
+    Tensor::cat(per_head, 1)
 }
 
 /// `[batch, heads, seq, d]` → `[batch, seq, heads·d]`.
@@ -210,7 +206,7 @@ pub struct CrossAttention<B: Backend> {
 
 impl<B: DiaBackend> CrossAttention<B> {
     /// K/V `[rows, kv_heads, text_len, d]` from the encoder output, keys rotated with encoder
-    /// positions when `key_rope` is given.
+    /// positions when `key_rope` is given, kept in [`DiaBackend::cross_kv_dtype`].
     pub fn precompute(&self, enc: Tensor<B, 3>, key_rope: Option<&RopeAngles<B>>) -> CrossKv<B> {
         let heads = self.shape.kv_heads;
         let k = project_heads(enc.clone(), &self.k_proj, heads);
@@ -219,7 +215,12 @@ impl<B: DiaBackend> CrossAttention<B> {
             Some(rope) => rope.apply(k),
             None => k,
         };
-        CrossKv { k, v }
+        // Rounded to the compute dtype first, so a wider cache holds the same values.
+        let dtype = B::cross_kv_dtype(k.dtype());
+        CrossKv {
+            k: k.cast(dtype),
+            v: v.cast(dtype),
+        }
     }
 
     /// `x` `[batch, seq, dim]` attending the cached encoder keys and values.
@@ -235,7 +236,8 @@ impl<B: DiaBackend> CrossAttention<B> {
             Some(rope) => rope.apply(q),
             None => q,
         };
-        self.o_proj
-            .forward(merge_heads(attend(q, kv.k.clone(), kv.v.clone(), mask)))
+        let dtype = q.dtype();
+        let out = attend(q.cast(kv.k.dtype()), kv.k.clone(), kv.v.clone(), mask);
+        self.o_proj.forward(merge_heads(out.cast(dtype)))
     }
 }

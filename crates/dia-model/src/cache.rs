@@ -6,28 +6,36 @@ use burn::tensor::{Bool, DType, Tensor};
 
 use crate::backend::DiaBackend;
 
-/// Self-attention keys and values `[rows, kv_heads, max_len, head_dim]`, preallocated to the
-/// generation length; step `t` writes slot `t` in place.
+/// Self-attention keys and values `[rows, kv_heads, capacity, head_dim]`; step `t` writes slot
+/// `t` in place. The capacity starts small and doubles up to `max_len` as generation goes on, so
+/// a short utterance never holds (or touches) the memory of the longest one.
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
+    max_len: usize,
 }
 
+/// Positions a new cache holds before it first grows.
+const INITIAL_CAPACITY: usize = 256;
+
 impl<B: DiaBackend> KvCache<B> {
-    /// Zeroed cache of `[rows, kv_heads, max_len, head_dim]`.
+    /// Empty cache for up to `max_len` positions of `[rows, kv_heads, _, head_dim]`.
     pub fn new(shape: [usize; 4], dtype: DType, device: &B::Device) -> Self {
+        let [rows, heads, max_len, dim] = shape;
+        let capacity = max_len.min(INITIAL_CAPACITY);
         // Two buffers: a shared one would be copied on the first write.
-        let zeros = || Tensor::<B, 4>::zeros(shape, (device, dtype));
+        let zeros = || Tensor::<B, 4>::zeros([rows, heads, capacity, dim], (device, dtype));
         Self {
             k: zeros(),
             v: zeros(),
+            max_len,
         }
     }
 
-    /// Capacity in positions.
+    /// Positions the cache can grow to.
     pub fn max_len(&self) -> usize {
-        self.k.dims()[2]
+        self.max_len
     }
 
     /// Writes `k`, `v` `[rows, kv_heads, len, head_dim]` at positions `start..start + len` and
@@ -39,6 +47,12 @@ impl<B: DiaBackend> KvCache<B> {
         v: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let end = start + k.dims()[2];
+        let capacity = self.k.dims()[2];
+        if end > capacity {
+            let grown = end.max(2 * capacity).min(self.max_len);
+            self.k.inplace(|c| grow(c, grown));
+            self.v.inplace(|c| grow(c, grown));
+        }
         self.k.inplace(|c| B::cache_write(c, start, k));
         self.v.inplace(|c| B::cache_write(c, start, v));
         (
@@ -46,6 +60,17 @@ impl<B: DiaBackend> KvCache<B> {
             self.v.clone().narrow(2, 0, end),
         )
     }
+}
+
+/// `cache` `[rows, heads, capacity, d]` copied into the front of a zeroed
+/// `[rows, heads, positions, d]`.
+fn grow<B: DiaBackend>(cache: Tensor<B, 4>, positions: usize) -> Tensor<B, 4> {
+    let [rows, heads, _, dim] = cache.dims();
+    let larger = Tensor::zeros(
+        [rows, heads, positions, dim],
+        (&cache.device(), cache.dtype()),
+    );
+    B::cache_write(larger, 0, cache)
 }
 
 /// Cross-attention keys and values `[rows, kv_heads, text_len, head_dim]` for one layer.
@@ -69,5 +94,35 @@ impl<B: DiaBackend> DecoderState<B> {
     /// Decoder positions the self-attention caches can hold.
     pub fn max_len(&self) -> usize {
         self.self_attn.first().map_or(0, KvCache::max_len)
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::tensor::{DType, Distribution, Tensor};
+    use burn_flex::Flex;
+
+    use super::KvCache;
+
+    /// Appends across the growth points return exactly what was written, in order.
+    #[test]
+    fn growing_keeps_every_written_position() {
+        let device = Default::default();
+        let mut cache = KvCache::<Flex>::new([2, 3, 600, 4], DType::F32, &device);
+        let mut written = Vec::new();
+        let mut start = 0;
+        for len in [200, 100, 1, 250, 49] {
+            let k = Tensor::<Flex, 4>::random([2, 3, len, 4], Distribution::Default, &device);
+            let (keys, values) = cache.append(start, k.clone(), k.clone() * 2.0);
+            written.push(k);
+            start += len;
+            assert_eq!(keys.dims(), [2, 3, start, 4]);
+            let want = Tensor::cat(written.clone(), 2);
+            want.clone().into_data().assert_eq(&keys.into_data(), true);
+            (want * 2.0)
+                .into_data()
+                .assert_eq(&values.into_data(), true);
+        }
+        assert_eq!(cache.k.dims()[2], 600, "grew to max_len, no further");
     }
 }

@@ -19,10 +19,12 @@ pub struct Mlp<B: Backend> {
 impl<B: DiaBackend> Mlp<B> {
     /// `[batch, seq, dim]` → `[batch, seq, dim]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let fused = self.wi_fused.forward(x);
-        let hidden = fused.dims()[2] / 2;
-        let gate = fused.clone().narrow(2, 0, hidden);
-        let up = fused.narrow(2, hidden, hidden);
+        let hidden = self.wo.dims()[0];
+        let [gate, up]: [Tensor<B, 3>; 2] = self
+            .wi_fused
+            .forward_split(x, &[hidden, hidden])
+            .try_into()
+            .expect("two widths, two parts");
         self.wo.forward(silu(gate).mul(up))
     }
 }

@@ -20,6 +20,9 @@ pub struct ModelOptions {
     pub rope_table: bool,
     /// One `[dim, q + k + v]` projection instead of three in self-attention.
     pub fused_qkv: bool,
+    /// Every projection stored as int8 with one f32 scale per output column (weight-only:
+    /// activations stay in `dtype`, products accumulate in f32). A quarter of f32's bytes.
+    pub int8_weights: bool,
 }
 
 impl Default for ModelOptions {
@@ -28,6 +31,7 @@ impl Default for ModelOptions {
             dtype: DType::F32,
             rope_table: true,
             fused_qkv: true,
+            int8_weights: false,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::backend::DiaBackend;
 use crate::checkpoint::Checkpoint;
 use crate::config::{DiaConfig, ModelGeneration};
 use crate::decoder::{Decoder, DecoderLayer};
-use crate::dense::Dense;
+use crate::dense::{Dense, Int8Weight};
 use crate::encoder::{Encoder, EncoderLayer};
 use crate::error::{DiaError, Result};
 use crate::layout::{Attn, ParamId, Proj, Transform, WeightLayout};
@@ -149,6 +149,20 @@ struct Loader<'a, B: Backend> {
 impl<B: DiaBackend> Loader<'_, B> {
     /// One parameter as stored in the model: `[in, out]`, `[vocab, dim]` or `[dim]` (f32 for norms).
     fn tensor<const D: usize>(&mut self, id: ParamId) -> Result<Tensor<B, D>> {
+        let dtype = if id.is_norm() {
+            DType::F32
+        } else {
+            self.options.dtype
+        };
+        let (values, shape) = self.values(id)?;
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            (self.device, dtype),
+        ))
+    }
+
+    /// One parameter's f32 values in the model's layout, and its shape.
+    fn values(&mut self, id: ParamId) -> Result<(Vec<f32>, Vec<usize>)> {
         let shape = id.model_shape(self.config);
         let values = match &mut self.source {
             Source::Checkpoint {
@@ -187,19 +201,21 @@ impl<B: DiaBackend> Loader<'_, B> {
                 }
             }
         };
-        let dtype = if id.is_norm() {
-            DType::F32
-        } else {
-            self.options.dtype
-        };
-        Ok(Tensor::from_data(
-            TensorData::new(values, shape),
-            (self.device, dtype),
-        ))
+        Ok((values, shape))
     }
 
+    /// A projection: its weight in the compute dtype, or quantized to int8 from the f32 values.
     fn linear(&mut self, id: ParamId) -> Result<Dense<B>> {
-        Ok(Dense::new(self.tensor::<2>(id)?))
+        if !self.options.int8_weights {
+            return Ok(Dense::new(self.tensor(id)?));
+        }
+        let (values, shape) = self.values(id)?;
+        let shape = [shape[0], shape[1]];
+        Ok(Dense::Int8(Int8Weight::from_f32(
+            &values,
+            shape,
+            self.device,
+        )))
     }
 
     fn norm(&mut self, id: ParamId, eps: f64) -> Result<RmsNorm<B>> {

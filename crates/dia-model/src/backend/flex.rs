@@ -5,45 +5,49 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor};
 use half::{bf16, f16};
 
-use super::DiaBackend;
 use super::skinny::{self, MAX_ROWS};
+use super::{DiaBackend, Weight, matmul, narrow_columns};
 
 impl DiaBackend for Flex {
-    fn project(x: Tensor<Self, 2>, weight: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        let [rows, _] = x.dims();
-        let out_dtype = x.dtype();
-        let supported = |d: DType| matches!(d, DType::F32 | DType::F16 | DType::BF16);
-        if rows > MAX_ROWS || !supported(out_dtype) || !supported(weight.dtype()) {
-            return x.matmul(weight);
+    fn project(x: Tensor<Self, 2>, weight: Weight<Self>) -> Tensor<Self, 2> {
+        match skinny_product(&x, &weight) {
+            Some(y) => split_columns(&y.y, y.n, &[y.n], y.dtype).remove(0),
+            None => matmul(x, weight),
         }
-        let w = weight.into_primitive().tensor();
-        let [k, n] = w.layout().shape().dims::<2>();
-        let x_rows = || {
-            x.clone()
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .expect("converted to f32")
-        };
-        let y = match w.dtype() {
-            DType::F32 => w
+    }
+
+    fn project_split(
+        x: Tensor<Self, 2>,
+        weight: Weight<Self>,
+        widths: &[usize],
+    ) -> Vec<Tensor<Self, 2>> {
+        if let Some(y) = skinny_product(&x, &weight) {
+            return split_columns(&y.y, y.n, widths, y.dtype);
+        }
+        // Gemm's output split by row segments: Flex walks a narrowed view element by
+        // element, several times slower than these copies.
+        let y = matmul(x, weight);
+        let n = y.dims()[1];
+        let dtype = y.dtype();
+        let primitive = y.clone().into_primitive().tensor();
+        let parts = match dtype {
+            DType::F32 => primitive
                 .as_slice::<f32>()
-                .map(|w| skinny::matmul(&x_rows(), rows, w, k, n)),
-            DType::F16 => w
+                .map(|y| split_columns(y, n, widths, dtype)),
+            DType::F16 => primitive
                 .as_slice::<f16>()
-                .map(|w| skinny::matmul(&x_rows(), rows, w, k, n)),
-            _ => w
+                .map(|y| split_columns(y, n, widths, dtype)),
+            DType::BF16 => primitive
                 .as_slice::<bf16>()
-                .map(|w| skinny::matmul(&x_rows(), rows, w, k, n)),
+                .map(|y| split_columns(y, n, widths, dtype)),
+            _ => None,
         };
-        match y {
-            Some(y) => {
-                let y = TensorData::new(y, [rows, n]).convert_dtype(out_dtype);
-                Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(y)))
-            }
-            // A weight stored as a strided view: gemm reads it in place, no copy per call.
-            None => x.matmul(Tensor::from_primitive(TensorPrimitive::Float(w))),
-        }
+        parts.unwrap_or_else(|| narrow_columns(y, widths))
+    }
+
+    /// Flex's attention casts its inputs to f32: cached cross K/V already in f32 skip that.
+    fn cross_kv_dtype(_compute: DType) -> DType {
+        DType::F32
     }
 
     fn cache_write(
@@ -69,6 +73,89 @@ impl DiaBackend for Flex {
             tensor(dst).slice_assign([0..rows, 0..heads, start..start + len, 0..dim], tensor(src))
         }
     }
+}
+
+/// A skinny product's f32 output `[rows, n]` and the dtype it is returned in.
+struct Product {
+    y: Vec<f32>,
+    n: usize,
+    dtype: DType,
+}
+
+/// `y` `[rows, n]` (row-major) as one contiguous `[rows, width]` tensor per entry of
+/// `widths`, in `dtype`.
+fn split_columns<E: burn::tensor::Element>(
+    y: &[E],
+    n: usize,
+    widths: &[usize],
+    dtype: DType,
+) -> Vec<Tensor<Flex, 2>> {
+    let rows = y.len() / n.max(1);
+    let mut start = 0;
+    widths
+        .iter()
+        .map(|&width| {
+            let mut values = Vec::with_capacity(rows * width);
+            for row in y.chunks_exact(n) {
+                values.extend_from_slice(&row[start..start + width]);
+            }
+            start += width;
+            let data = TensorData::new(values, [rows, width]).convert_dtype(dtype);
+            Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
+        })
+        .collect()
+}
+
+/// `x` · `weight` through the streaming kernel when `x` has few rows, `x` is f32, f16 or bf16
+/// and the weight is f32, f16, bf16 or int8, stored contiguously; `None` where Burn's gemm is
+/// the right tool.
+fn skinny_product(x: &Tensor<Flex, 2>, weight: &Weight<Flex>) -> Option<Product> {
+    let [rows, _] = x.dims();
+    let dtype = x.dtype();
+    let float = |d: DType| matches!(d, DType::F32 | DType::F16 | DType::BF16);
+    if rows > MAX_ROWS || !float(dtype) {
+        return None;
+    }
+    let x_rows = || {
+        x.clone()
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("converted to f32")
+    };
+    // A weight stored as a strided view has no slice: gemm reads it in place, no copy per call.
+    let y = match weight {
+        Weight::Float(w) => {
+            let w = w.clone().into_primitive().tensor();
+            let [k, n] = w.layout().shape().dims::<2>();
+            let y = match w.dtype() {
+                DType::F32 => skinny::matmul(&x_rows(), rows, w.as_slice::<f32>()?, k, n),
+                DType::F16 => skinny::matmul(&x_rows(), rows, w.as_slice::<f16>()?, k, n),
+                DType::BF16 => skinny::matmul(&x_rows(), rows, w.as_slice::<bf16>()?, k, n),
+                _ => return None,
+            };
+            (y, n)
+        }
+        Weight::Int8 { values, scale } => {
+            let q = values.clone().into_primitive();
+            let [k, n] = q.layout().shape().dims::<2>();
+            if q.dtype() != DType::I8 {
+                return None;
+            }
+            let mut y = skinny::matmul(&x_rows(), rows, q.as_slice::<i8>()?, k, n);
+            let scale = scale.clone().into_data().convert::<f32>();
+            let scale = scale.as_slice::<f32>().ok()?;
+            for row in y.chunks_exact_mut(n) {
+                row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
+            }
+            (y, n)
+        }
+    };
+    Some(Product {
+        y: y.0,
+        n: y.1,
+        dtype,
+    })
 }
 
 /// Copies `src` `[rows, heads, len, d]` into `dst` `[rows, heads, max_len, d]` at `start..`

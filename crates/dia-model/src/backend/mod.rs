@@ -3,8 +3,8 @@
 //! Any Burn backend runs the model once it implements [`DiaBackend`], usually with an empty
 //! `impl` block.
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Int, Tensor};
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cubecl;
@@ -13,12 +13,42 @@ mod flex;
 #[cfg(feature = "flex")]
 mod skinny;
 
+/// A projection weight `[in, out]` as the hooks receive it.
+#[derive(Debug, Clone)]
+pub enum Weight<B: Backend> {
+    /// In the compute dtype.
+    Float(Tensor<B, 2>),
+    /// Int8 `values` with one f32 `scale` `[out]` per column: `w[i, o] = values[i, o] · scale[o]`.
+    Int8 {
+        values: Tensor<B, 2, Int>,
+        scale: Tensor<B, 1>,
+    },
+}
+
 /// A Burn backend the Dia model runs on, with the operations a backend may accelerate.
 pub trait DiaBackend: Backend {
     /// `x` `[rows, in]` · `weight` `[in, out]` → `[rows, out]` in `x`'s dtype: every projection
     /// of the model. A decode step has only two rows per item, so this is where its time goes.
-    fn project(x: Tensor<Self, 2>, weight: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        x.matmul(weight)
+    /// The default dequantizes an int8 weight and scales the product's columns.
+    fn project(x: Tensor<Self, 2>, weight: Weight<Self>) -> Tensor<Self, 2> {
+        matmul(x, weight)
+    }
+
+    /// `x` `[rows, in]` · `weight` `[in, Σ widths]`, split by columns into `[rows, width]`
+    /// parts: the fused projections (q/k/v, gate/up). A backend whose strided views are slow
+    /// returns each part contiguous, so the element-wise work that follows stays fast.
+    fn project_split(
+        x: Tensor<Self, 2>,
+        weight: Weight<Self>,
+        widths: &[usize],
+    ) -> Vec<Tensor<Self, 2>> {
+        narrow_columns(Self::project(x, weight), widths)
+    }
+
+    /// The dtype cached cross-attention keys and values are kept in, for a `compute` dtype: a
+    /// backend whose attention works in f32 anyway keeps them in f32 and never casts per step.
+    fn cross_kv_dtype(compute: DType) -> DType {
+        compute
     }
 
     /// Writes `value` `[rows, heads, len, d]` into the KV cache `[rows, heads, max_len, d]` at
@@ -31,6 +61,30 @@ pub trait DiaBackend: Backend {
         let [rows, heads, len, dim] = value.dims();
         cache.slice_assign([0..rows, 0..heads, start..start + len, 0..dim], value)
     }
+}
+
+/// `x` · `weight` with Burn's matmul, an int8 weight dequantized first.
+pub(crate) fn matmul<B: Backend>(x: Tensor<B, 2>, weight: Weight<B>) -> Tensor<B, 2> {
+    match weight {
+        Weight::Float(w) => x.matmul(w),
+        Weight::Int8 { values, scale } => {
+            let dtype = x.dtype();
+            let y = x.matmul(values.float().cast(dtype));
+            (y.cast(DType::F32) * scale.unsqueeze::<2>()).cast(dtype)
+        }
+    }
+}
+
+/// `y` `[rows, Σ widths]` as views of consecutive column blocks.
+pub(crate) fn narrow_columns<B: Backend>(y: Tensor<B, 2>, widths: &[usize]) -> Vec<Tensor<B, 2>> {
+    let mut start = 0;
+    widths
+        .iter()
+        .map(|&width| {
+            start += width;
+            y.clone().narrow(1, start - width, width)
+        })
+        .collect()
 }
 
 #[cfg(feature = "ndarray")]

@@ -1,6 +1,8 @@
 //! `[rows, k] · [k, n]` for a handful of rows, as in a decode step: memory-bound, so the kernel
 //! streams the weight once, in long contiguous runs, for all rows at a time, and splits the
-//! output columns over threads. Weights in f32, f16 or bf16; accumulation in f32.
+//! weight rows over threads. Weights in f32, f16, bf16 or int8; accumulation in f32.
+
+use std::ops::Range;
 
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -10,6 +12,9 @@ pub const MAX_ROWS: usize = 8;
 
 /// Weight element types the kernel reads.
 pub trait WeightElem: Copy + Send + Sync + 'static {
+    /// Weight rows per pass: narrow weights bring less data per accumulator load and store,
+    /// so they take more rows at a time to stay memory-bound (measured on AVX2).
+    const BLOCK: usize;
     fn to_f32(self) -> f32;
     /// Eight consecutive elements widened to f32.
     ///
@@ -20,6 +25,7 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
 }
 
 impl WeightElem for f32 {
+    const BLOCK: usize = 4;
     fn to_f32(self) -> f32 {
         self
     }
@@ -31,6 +37,7 @@ impl WeightElem for f32 {
 }
 
 impl WeightElem for f16 {
+    const BLOCK: usize = 8;
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
     }
@@ -42,7 +49,21 @@ impl WeightElem for f16 {
     }
 }
 
+impl WeightElem for i8 {
+    const BLOCK: usize = 8;
+    fn to_f32(self) -> f32 {
+        f32::from(self)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
+    }
+}
+
 impl WeightElem for bf16 {
+    const BLOCK: usize = 8;
     fn to_f32(self) -> f32 {
         bf16::to_f32(self)
     }
@@ -59,76 +80,86 @@ impl WeightElem for bf16 {
 }
 
 /// `x` `[rows, k]` (f32, row-major) times `w` `[k, n]` (row-major) → `[rows, n]` f32.
+///
+/// The weight rows are split over tasks (split-K): each task streams one contiguous stretch
+/// of `w`, which the hardware prefetcher follows at full bandwidth, into its own partial
+/// `[rows, n]` sums; the partials are added at the end (a few kB against megabytes of weight).
 pub fn matmul<W: WeightElem>(x: &[f32], rows: usize, w: &[W], k: usize, n: usize) -> Vec<f32> {
     assert_eq!(x.len(), rows * k, "x is not [rows, k]");
     assert_eq!(w.len(), k * n, "w is not [k, n]");
-    let width = tile_width(n);
-    // [tile][rows][tile width]: each task owns its accumulators.
-    let tiles: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(width))
+    let span = k_span(k);
+    let partials: Vec<Vec<f32>> = (0..k.div_ceil(span))
         .into_par_iter()
         .map(|t| {
-            let start = t * width;
-            let cols = width.min(n - start);
-            let mut acc = vec![0.0f32; rows * cols];
-            tile(x, k, w, n, start, cols, &mut acc);
-            (start, acc)
+            let ks = t * span..k.min((t + 1) * span);
+            let mut acc = vec![0.0f32; rows * n];
+            // Column chunks bound the partial sums to what L2 holds when there are many rows.
+            let chunk = (CHUNK_FLOATS / rows).next_multiple_of(8);
+            for c0 in (0..n).step_by(chunk) {
+                accumulate(x, k, w, n, ks.clone(), c0..n.min(c0 + chunk), &mut acc);
+            }
+            acc
         })
         .collect();
-    let mut y = vec![0.0f32; rows * n];
-    for (start, acc) in tiles {
-        let cols = acc.len() / rows;
-        for (r, chunk) in acc.chunks_exact(cols).enumerate() {
-            y[r * n + start..][..cols].copy_from_slice(chunk);
-        }
+    let mut partials = partials.into_iter();
+    let mut y = partials.next().unwrap_or_else(|| vec![0.0; rows * n]);
+    for part in partials {
+        y.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
     y
 }
 
-/// Output columns per task: enough tasks to balance the threads, runs long enough to stream.
-fn tile_width(n: usize) -> usize {
-    let tasks = rayon::current_num_threads() * 4;
-    n.div_ceil(tasks).next_multiple_of(8).clamp(64, 1024)
+/// Partial sums per task, in f32 elements (128 kB: well inside L2).
+const CHUNK_FLOATS: usize = 32 * 1024;
+
+/// Weight rows per task: two tasks per thread so a stalled thread's share is stolen, each
+/// long enough to stream, a multiple of the eight-row block.
+fn k_span(k: usize) -> usize {
+    let tasks = rayon::current_num_threads() * 2;
+    k.div_ceil(tasks).max(256).next_multiple_of(8)
 }
 
-/// Accumulates `x` `[rows, k]` · `w[.., start..start + cols]` into `acc` `[rows, cols]`.
-fn tile<W: WeightElem>(
+/// Adds `x[.., ks]` · `w[ks, cols]` to `acc[.., cols]` (`acc` is `[rows, n]`).
+fn accumulate<W: WeightElem>(
     x: &[f32],
     k: usize,
     w: &[W],
     n: usize,
-    start: usize,
-    cols: usize,
+    ks: Range<usize>,
+    cols: Range<usize>,
     acc: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma_f16c() {
-        // SAFETY: the features were detected at run time; the slices bound every access.
-        unsafe { tile_avx2(x, k, w, n, start, cols, acc) };
+        // SAFETY: the features were detected at run time; the bounds are asserted inside.
+        match W::BLOCK {
+            8 => unsafe { accumulate_avx2::<W, 8>(x, k, w, n, ks, cols, acc) },
+            _ => unsafe { accumulate_avx2::<W, 4>(x, k, w, n, ks, cols, acc) },
+        }
         return;
     }
-    tile_scalar(x, k, w, n, start, cols, acc, 0);
+    accumulate_scalar(x, k, w, n, ks, cols, acc);
 }
 
-/// Portable version (and the column tail of the SIMD one), from column `from` of the tile.
-#[allow(clippy::too_many_arguments)]
-fn tile_scalar<W: WeightElem>(
+/// Portable version, and the tails (k rows past the last block, columns past the
+/// last vector of eight) of the SIMD one.
+fn accumulate_scalar<W: WeightElem>(
     x: &[f32],
     k: usize,
     w: &[W],
     n: usize,
-    start: usize,
-    cols: usize,
+    ks: Range<usize>,
+    cols: Range<usize>,
     acc: &mut [f32],
-    from: usize,
 ) {
     let rows = x.len() / k;
-    for kk in 0..k {
-        let wrow = &w[kk * n + start..][..cols];
+    for kk in ks {
+        let wrow = &w[kk * n..][cols.clone()];
         for r in 0..rows {
             let a = x[r * k + kk];
-            let out = &mut acc[r * cols..][..cols];
-            for c in from..cols {
-                out[c] += a * wrow[c].to_f32();
+            let out = &mut acc[r * n..][cols.clone()];
+            for (o, wv) in out.iter_mut().zip(wrow) {
+                *o += a * wv.to_f32();
             }
         }
     }
@@ -145,109 +176,93 @@ fn has_avx2_fma_f16c() -> bool {
     })
 }
 
-/// Four weight rows at a time (four concurrent sequential streams), eight columns per vector,
-/// rows of `x` in pairs whose broadcast values stay in registers; the block of four weight rows
-/// is read from memory once and from L1 for the other pairs, and the tile's accumulators live
-/// in L1.
+/// `KB` weight rows at a time (adjacent sequential streams), eight columns per vector,
+/// rows of `x` in pairs whose broadcast values stay in registers; the block of weight rows
+/// comes from memory once and from L1 for the other pairs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_avx2<W: WeightElem>(
+unsafe fn accumulate_avx2<W: WeightElem, const KB: usize>(
     x: &[f32],
     k: usize,
     w: &[W],
     n: usize,
-    start: usize,
-    cols: usize,
+    ks: Range<usize>,
+    cols: Range<usize>,
     acc: &mut [f32],
 ) {
     let rows = x.len() / k;
-    let block = Block {
+    let blocks_end = ks.start + (ks.len() / KB) * KB;
+    let vec_end = cols.start + (cols.len() / 8) * 8;
+    assert!(ks.end <= k && cols.end <= n && acc.len() == rows * n);
+    let stripe = Stripe {
         x,
         k,
         n,
-        cols,
-        vec_cols: cols / 8 * 8,
+        cols: cols.start..vec_end,
         acc: acc.as_mut_ptr(),
     };
-    let mut kk = 0;
-    while kk + 4 <= k {
-        // SAFETY: rows kk..kk + 4 of `w` exist; the columns read are start..start + vec_cols ≤ n.
-        let base = unsafe { w.as_ptr().add(kk * n + start) };
+    for kk in (ks.start..blocks_end).step_by(KB) {
+        // SAFETY: rows kk..kk + KB ≤ ks.end ≤ k of `w` exist, so does row kk's start.
+        let base = unsafe { w.as_ptr().add(kk * n) };
         let mut r = 0;
         while r + 2 <= rows {
-            // SAFETY: as above; rows r, r + 1 of `x` and `acc` exist.
-            unsafe { block.pass::<W, 2>(base, kk, r) };
+            // SAFETY: rows r, r + 1 of `x` and `acc` exist; columns are below n (asserted).
+            unsafe { stripe.pass::<W, 2, KB>(base, kk, r) };
             r += 2;
         }
         if r < rows {
             // SAFETY: as above, row r.
-            unsafe { block.pass::<W, 1>(base, kk, r) };
-        }
-        kk += 4;
-    }
-    if kk < k {
-        // The last k % 4 weight rows, one row of `x` at a time.
-        for r in 0..rows {
-            for kr in kk..k {
-                let a = x[r * k + kr];
-                let wrow = &w[kr * n + start..][..block.vec_cols];
-                let out = &mut acc[r * cols..][..block.vec_cols];
-                for (o, wv) in out.iter_mut().zip(wrow) {
-                    *o += a * wv.to_f32();
-                }
-            }
+            unsafe { stripe.pass::<W, 1, KB>(base, kk, r) };
         }
     }
-    if block.vec_cols < cols {
-        tile_scalar(x, k, w, n, start, cols, acc, block.vec_cols);
-    }
+    accumulate_scalar(x, k, w, n, blocks_end..ks.end, cols.start..vec_end, acc);
+    accumulate_scalar(x, k, w, n, ks, vec_end..cols.end, acc);
 }
 
-/// One tile's operands for [`Block::pass`].
+/// One task's operands for [`Stripe::pass`]: `acc` is `[rows, n]`, `cols` a multiple of 8 long.
 #[cfg(target_arch = "x86_64")]
-struct Block<'a> {
+struct Stripe<'a> {
     x: &'a [f32],
     k: usize,
     n: usize,
-    cols: usize,
-    vec_cols: usize,
+    cols: Range<usize>,
     acc: *mut f32,
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Block<'_> {
-    /// Adds `x[r..r + R, kk..kk + 4]` · the four weight rows at `base` to `acc[r..r + R]`.
+impl Stripe<'_> {
+    /// Adds `x[r..r + R, kk..kk + KB]` · the `KB` weight rows at `base`, over `cols`, to
+    /// `acc[r..r + R]`.
     ///
     /// # Safety
-    /// `base` points at row `kk` of the tile's weights with `vec_cols` readable columns in
-    /// each of the four rows (stride `n`); rows `r..r + R` exist in `x` and `acc`.
+    /// `base` points at row `kk` of `w` `[k, n]` with rows `kk..kk + KB` in bounds; rows
+    /// `r..r + R` exist in `x` and `acc`; `cols` lies within `0..n`.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn pass<W: WeightElem, const R: usize>(&self, base: *const W, kk: usize, r: usize) {
+    unsafe fn pass<W: WeightElem, const R: usize, const KB: usize>(
+        &self,
+        base: *const W,
+        kk: usize,
+        r: usize,
+    ) {
         use std::arch::x86_64::*;
-        let xb: [[__m256; 4]; R] = std::array::from_fn(|i| {
+        let xb: [[__m256; KB]; R] = std::array::from_fn(|i| {
             std::array::from_fn(|j| _mm256_set1_ps(self.x[(r + i) * self.k + kk + j]))
         });
         let n = self.n;
-        let mut c = 0;
-        while c < self.vec_cols {
+        for c in self.cols.clone().step_by(8) {
             // SAFETY: per the contract above.
             unsafe {
-                let w0 = W::load8(base.add(c));
-                let w1 = W::load8(base.add(n + c));
-                let w2 = W::load8(base.add(2 * n + c));
-                let w3 = W::load8(base.add(3 * n + c));
+                let ws: [__m256; KB] = std::array::from_fn(|j| W::load8(base.add(j * n + c)));
                 for (i, xr) in xb.iter().enumerate() {
-                    let out = self.acc.add((r + i) * self.cols + c);
+                    let out = self.acc.add((r + i) * n + c);
                     let mut a = _mm256_loadu_ps(out);
-                    a = _mm256_fmadd_ps(xr[0], w0, a);
-                    a = _mm256_fmadd_ps(xr[1], w1, a);
-                    a = _mm256_fmadd_ps(xr[2], w2, a);
-                    a = _mm256_fmadd_ps(xr[3], w3, a);
+                    for (xv, wv) in xr.iter().zip(&ws) {
+                        a = _mm256_fmadd_ps(*xv, *wv, a);
+                    }
                     _mm256_storeu_ps(out, a);
                 }
             }
-            c += 8;
         }
     }
 }
@@ -281,14 +296,26 @@ mod tests {
             .zip(&want)
             .map(|(&a, &b)| (f64::from(a) - b).abs())
             .fold(0.0, f64::max);
+        // Relative to the largest output: int8 values make outputs ~100× larger.
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         let name = std::any::type_name::<W>();
-        assert!(err < 1e-4, "{name} {rows}x{k}x{n}: max error {err}");
+        assert!(
+            err < 1e-5 * scale,
+            "{name} {rows}x{k}x{n}: max error {err} of {scale}"
+        );
     }
 
     /// Odd sizes exercise the k remainder, the column tail and several row groups.
     #[test]
     fn matches_a_plain_product_for_every_weight_type() {
-        for (rows, k, n) in [(1, 7, 13), (2, 64, 2048), (5, 131, 1033), (8, 256, 72)] {
+        for (rows, k, n) in [
+            (1, 7, 13),
+            (2, 64, 2048),
+            (5, 131, 1033),
+            (8, 256, 72),
+            (2, 1030, 40),
+            (8, 600, 9000),
+        ] {
             let x = values(rows * k, 1);
             let w = values(k * n, 2);
             check(&x, rows, &w, k, n);
@@ -296,6 +323,8 @@ mod tests {
             check(&x, rows, &w16, k, n);
             let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
             check(&x, rows, &wb, k, n);
+            let wq: Vec<i8> = w.iter().map(|&v| (v * 254.0) as i8).collect();
+            check(&x, rows, &wq, k, n);
         }
     }
 }
