@@ -113,7 +113,7 @@ fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
 
 /// softmax(q·kᵀ)·v with scale 1.0. q `[b, heads, tq, d]`, k/v `[b, kv_heads, tk, d]`; query
 /// head `h` uses KV head `h / (heads / kv_heads)`.
-pub fn attend<B: Backend>(
+pub fn attend<B: DiaBackend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
@@ -127,11 +127,16 @@ pub fn attend<B: Backend>(
         softcap: None,
         is_causal: false,
     };
-    if group > 1 && tq == 1 && matches!(mask, AttnMask::None) {
-        // One query per head: the group of heads sharing a KV head plays the query axis,
-        // [b, heads, 1, d] → [b, kv_heads, group, d], so no KV head is copied.
+    if tq == 1 {
+        // One query per head (a decode step): the group of heads sharing a KV head plays the
+        // query axis, [b, heads, 1, d] → [b, kv_heads, group, d], so no KV head is copied.
+        let hidden = match mask {
+            AttnMask::Padding(m) => Some(m.clone()),
+            // The only query is the last position: causality hides none of the keys.
+            AttnMask::None | AttnMask::Causal { .. } => None,
+        };
         let q = q.reshape([batch, kv_heads, group, dim]);
-        return attention(q, k, v, None, None, options).reshape([batch, heads, 1, dim]);
+        return B::attend_one(q, k, v, hidden).reshape([batch, heads, 1, dim]);
     }
     let (k, v) = if group > 1 {
         let repeat = |t: Tensor<B, 4>| {
@@ -206,7 +211,7 @@ pub struct CrossAttention<B: Backend> {
 
 impl<B: DiaBackend> CrossAttention<B> {
     /// K/V `[rows, kv_heads, text_len, d]` from the encoder output, keys rotated with encoder
-    /// positions when `key_rope` is given, kept in [`DiaBackend::cross_kv_dtype`].
+    /// positions when `key_rope` is given.
     pub fn precompute(&self, enc: Tensor<B, 3>, key_rope: Option<&RopeAngles<B>>) -> CrossKv<B> {
         let heads = self.shape.kv_heads;
         let k = project_heads(enc.clone(), &self.k_proj, heads);
@@ -215,12 +220,7 @@ impl<B: DiaBackend> CrossAttention<B> {
             Some(rope) => rope.apply(k),
             None => k,
         };
-        // Rounded to the compute dtype first, so a wider cache holds the same values.
-        let dtype = B::cross_kv_dtype(k.dtype());
-        CrossKv {
-            k: k.cast(dtype),
-            v: v.cast(dtype),
-        }
+        CrossKv { k, v }
     }
 
     /// `x` `[batch, seq, dim]` attending the cached encoder keys and values.
@@ -236,8 +236,7 @@ impl<B: DiaBackend> CrossAttention<B> {
             Some(rope) => rope.apply(q),
             None => q,
         };
-        let dtype = q.dtype();
-        let out = attend(q.cast(kv.k.dtype()), kv.k.clone(), kv.v.clone(), mask);
-        self.o_proj.forward(merge_heads(out.cast(dtype)))
+        self.o_proj
+            .forward(merge_heads(attend(q, kv.k.clone(), kv.v.clone(), mask)))
     }
 }

@@ -1,12 +1,13 @@
 //! Flex: few-row projections go to the streaming kernel in [`super::skinny`], which reads each
 //! weight once for all rows at close to memory bandwidth; everything else is Burn's gemm.
 
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{Bool, DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor};
 use half::{bf16, f16};
 
-use super::skinny::{self, MAX_ROWS};
-use super::{DiaBackend, Weight, matmul, narrow_columns};
+use super::single_query::{self, View};
+use super::skinny::{self, MAX_ROWS, WeightElem};
+use super::{DiaBackend, Weight, burn_attend_one, matmul, narrow_columns};
 
 impl DiaBackend for Flex {
     fn project(x: Tensor<Self, 2>, weight: Weight<Self>) -> Tensor<Self, 2> {
@@ -45,9 +46,47 @@ impl DiaBackend for Flex {
         parts.unwrap_or_else(|| narrow_columns(y, widths))
     }
 
-    /// Flex's attention casts its inputs to f32: cached cross K/V already in f32 skip that.
-    fn cross_kv_dtype(_compute: DType) -> DType {
-        DType::F32
+    fn attend_one(
+        q: Tensor<Self, 4>,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        hidden: Option<Tensor<Self, 4, Bool>>,
+    ) -> Tensor<Self, 4> {
+        let dtype = q.dtype();
+        let shape = q.dims();
+        // The query is a few hundred values: widened once, contiguous.
+        let q32 = q
+            .clone()
+            .cast(DType::F32)
+            .into_primitive()
+            .tensor()
+            .to_contiguous();
+        let (kp, vp) = (
+            k.clone().into_primitive().tensor(),
+            v.clone().into_primitive().tensor(),
+        );
+        let hidden = hidden.map(|m| {
+            m.into_data()
+                .into_vec::<bool>()
+                .expect("a bool tensor reads as bools")
+        });
+        let out = match kp.dtype() {
+            _ if kp.dtype() != vp.dtype() => None,
+            DType::F32 => attend_views::<f32>(&q32, &kp, &vp, hidden.as_deref()),
+            DType::F16 => attend_views::<f16>(&q32, &kp, &vp, hidden.as_deref()),
+            DType::BF16 => attend_views::<bf16>(&q32, &kp, &vp, hidden.as_deref()),
+            _ => None,
+        };
+        match out {
+            Some(out) => {
+                let data = TensorData::new(out, shape).convert_dtype(dtype);
+                Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
+            }
+            None => {
+                let hidden = hidden_tensor(hidden, &shape, k.dims()[2]);
+                burn_attend_one(q, k, v, hidden)
+            }
+        }
     }
 
     fn cache_write(
@@ -158,6 +197,46 @@ fn skinny_product(x: &Tensor<Flex, 2>, weight: &Weight<Flex>) -> Option<Product>
     })
 }
 
+/// The mask back as a tensor `[b, 1, 1, len]` for the fallback path.
+fn hidden_tensor(
+    hidden: Option<Vec<bool>>,
+    [batch, ..]: &[usize; 4],
+    len: usize,
+) -> Option<Tensor<Flex, 4, Bool>> {
+    hidden.map(|m| Tensor::from_data(TensorData::new(m, [*batch, 1, 1, len]), &Default::default()))
+}
+
+/// [`single_query::attend`] over Flex tensors with keys and values in `E`; `None` when a
+/// last axis is not contiguous.
+fn attend_views<E: burn::tensor::Element + bytemuck::Pod + WeightElem>(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    hidden: Option<&[bool]>,
+) -> Option<Vec<f32>> {
+    fn view<T: burn::tensor::Element + bytemuck::Pod>(t: &FlexTensor) -> Option<View<'_, T>> {
+        let layout = t.layout();
+        let strides = layout.strides();
+        if strides[3] != 1 {
+            return None;
+        }
+        Some(View {
+            data: t.storage::<T>(),
+            offset: layout.start_offset(),
+            strides: [strides[0], strides[1], strides[2]],
+            shape: layout.shape().dims::<4>(),
+        })
+    }
+    Some(single_query::attend(
+        &view::<f32>(q)?,
+        &view::<E>(k)?,
+        &view::<E>(v)?,
+        hidden,
+        |x| x,
+        <E as WeightElem>::to_f32,
+    ))
+}
+
 /// Copies `src` `[rows, heads, len, d]` into `dst` `[rows, heads, max_len, d]` at `start..`
 /// in place. Flex's own slice_assign copies the whole cache first (it keeps a second handle
 /// on the buffer), which costs more per step than the attention itself. False if `dst` is
@@ -193,10 +272,40 @@ fn write_rows<E: burn::tensor::Element + bytemuck::Pod>(
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Distribution, Tensor};
+    use burn::tensor::{Bool, DType, Distribution, Tensor, TensorData};
     use burn_flex::Flex;
 
-    use crate::backend::DiaBackend;
+    use crate::backend::{DiaBackend, burn_attend_one};
+
+    /// The single-query kernel equals Burn's attention on a narrowed cache view (grouped heads,
+    /// padding mask) for f32 and bf16 keys and values.
+    #[test]
+    fn attend_one_equals_burn_attention_on_cache_views() {
+        let device = Default::default();
+        let q = Tensor::<Flex, 4>::random([2, 4, 3, 16], Distribution::Default, &device);
+        let cache = |_| Tensor::<Flex, 4>::random([2, 4, 40, 16], Distribution::Default, &device);
+        let (k, v) = (cache(0).narrow(2, 0, 23), cache(1).narrow(2, 0, 23));
+        let mut hidden = vec![false; 2 * 23];
+        hidden[23 + 20..].fill(true);
+        let mask =
+            Tensor::<Flex, 4, Bool>::from_data(TensorData::new(hidden, [2, 1, 1, 23]), &device);
+        for dtype in [DType::F32, DType::BF16] {
+            let (q, k, v) = (
+                q.clone().cast(dtype),
+                k.clone().cast(dtype),
+                v.clone().cast(dtype),
+            );
+            for mask in [None, Some(mask.clone())] {
+                let got = Flex::attend_one(q.clone(), k.clone(), v.clone(), mask.clone());
+                let want = burn_attend_one(q.clone(), k.clone(), v.clone(), mask);
+                let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
+                got.cast(DType::F32).into_data().assert_approx_eq::<f32>(
+                    &want.cast(DType::F32).into_data(),
+                    burn::tensor::Tolerance::absolute(tol),
+                );
+            }
+        }
+    }
 
     /// In place when the cache is unique, copy-on-write when another handle shares it: both
     /// equal Burn's slice_assign, and the other handle never sees the write.

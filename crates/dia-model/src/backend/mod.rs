@@ -4,12 +4,16 @@
 //! `impl` block.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Int, Tensor};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, DType, Int, Tensor};
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cubecl;
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
+mod single_query;
 #[cfg(feature = "flex")]
 mod skinny;
 
@@ -45,10 +49,17 @@ pub trait DiaBackend: Backend {
         narrow_columns(Self::project(x, weight), widths)
     }
 
-    /// The dtype cached cross-attention keys and values are kept in, for a `compute` dtype: a
-    /// backend whose attention works in f32 anyway keeps them in f32 and never casts per step.
-    fn cross_kv_dtype(compute: DType) -> DType {
-        compute
+    /// Attention (scale 1) for one query position, as in a decode step: `q`
+    /// `[b, kv_heads, group, d]` holds the query heads sharing each KV head, `k`/`v`
+    /// `[b, kv_heads, len, d]` (often a view of the KV cache), `hidden` `[b, 1, 1, len]` is true
+    /// at masked keys. Returns `[b, kv_heads, group, d]` in `q`'s dtype.
+    fn attend_one(
+        q: Tensor<Self, 4>,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        hidden: Option<Tensor<Self, 4, Bool>>,
+    ) -> Tensor<Self, 4> {
+        burn_attend_one(q, k, v, hidden)
     }
 
     /// Writes `value` `[rows, heads, len, d]` into the KV cache `[rows, heads, max_len, d]` at
@@ -73,6 +84,24 @@ pub(crate) fn matmul<B: Backend>(x: Tensor<B, 2>, weight: Weight<B>) -> Tensor<B
             (y.cast(DType::F32) * scale.unsqueeze::<2>()).cast(dtype)
         }
     }
+}
+
+/// [`DiaBackend::attend_one`] with Burn's attention.
+pub(crate) fn burn_attend_one<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    hidden: Option<Tensor<B, 4, Bool>>,
+) -> Tensor<B, 4> {
+    let [batch, kv_heads, group, _] = q.dims();
+    let len = k.dims()[2];
+    let mask = hidden.map(|m| m.expand([batch, kv_heads, group, len]));
+    let options = AttentionModuleOptions {
+        scale: Some(1.0),
+        softcap: None,
+        is_causal: false,
+    };
+    attention(q, k, v, mask, None, options)
 }
 
 /// `y` `[rows, Σ widths]` as views of consecutive column blocks.
