@@ -232,8 +232,6 @@ fn attend_views<E: burn::tensor::Element + bytemuck::Pod + WeightElem>(
         &view::<E>(k)?,
         &view::<E>(v)?,
         hidden,
-        |x| x,
-        <E as WeightElem>::to_f32,
     ))
 }
 
@@ -278,7 +276,7 @@ mod tests {
     use crate::backend::{DiaBackend, burn_attend_one};
 
     /// The single-query kernel equals Burn's attention on a narrowed cache view (grouped heads,
-    /// padding mask) for f32 and bf16 keys and values.
+    /// padding mask) for f32, f16 and bf16 keys and values.
     #[test]
     fn attend_one_equals_burn_attention_on_cache_views() {
         let device = Default::default();
@@ -289,7 +287,7 @@ mod tests {
         hidden[23 + 20..].fill(true);
         let mask =
             Tensor::<Flex, 4, Bool>::from_data(TensorData::new(hidden, [2, 1, 1, 23]), &device);
-        for dtype in [DType::F32, DType::BF16] {
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
             let (q, k, v) = (
                 q.clone().cast(dtype),
                 k.clone().cast(dtype),

@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use super::skinny::WeightElem;
+
 /// A 4-D `[batch, heads, len, dim]` view into a tensor's storage whose last axis is
 /// contiguous.
 pub struct View<'a, E> {
@@ -27,18 +29,12 @@ impl<E> View<'_, E> {
 /// `q` `[b, kv_heads, group, d]` attends `k`, `v` `[b, kv_heads, len, d]` (query `g` of KV
 /// head `h` uses that head's keys); `hidden` `[b, len]`, true where a key is masked. Returns
 /// `[b, kv_heads, group, d]` in f32, row-major.
-pub fn attend<Q, K>(
-    q: &View<'_, Q>,
+pub fn attend<K: WeightElem>(
+    q: &View<'_, f32>,
     k: &View<'_, K>,
     v: &View<'_, K>,
     hidden: Option<&[bool]>,
-    widen_q: impl Fn(Q) -> f32 + Sync,
-    widen_kv: impl Fn(K) -> f32 + Sync,
-) -> Vec<f32>
-where
-    Q: Copy + Sync,
-    K: Copy + Sync,
-{
+) -> Vec<f32> {
     let [batch, heads, group, dim] = q.shape;
     let len = k.shape[2];
     let per_head: Vec<Vec<f32>> = (0..batch * heads)
@@ -48,16 +44,16 @@ where
             let mask = hidden.map(|m| &m[b * len..][..len]);
             let mut out = vec![0.0f32; group * dim];
             let mut scores = vec![0.0f32; len];
-            let mut query = vec![0.0f32; dim];
+            // One key or value row widened to f32.
+            let mut row = vec![0.0f32; dim];
             for (g, out) in out.chunks_exact_mut(dim).enumerate() {
-                for (x, &e) in query.iter_mut().zip(q.row(b, h, g)) {
-                    *x = widen_q(e);
-                }
+                let query = q.row(b, h, g);
                 for (t, s) in scores.iter_mut().enumerate() {
                     *s = if mask.is_some_and(|m| m[t]) {
                         f32::NEG_INFINITY
                     } else {
-                        dot(&query, k.row(b, h, t), &widen_kv)
+                        K::widen(k.row(b, h, t), &mut row);
+                        dot(query, &row)
                     };
                 }
                 let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -68,8 +64,9 @@ where
                 }
                 for (t, &p) in scores.iter().enumerate() {
                     let p = p / total;
-                    for (o, &e) in out.iter_mut().zip(v.row(b, h, t)) {
-                        *o += p * widen_kv(e);
+                    K::widen(v.row(b, h, t), &mut row);
+                    for (o, &e) in out.iter_mut().zip(&row) {
+                        *o += p * e;
                     }
                 }
             }
@@ -79,20 +76,20 @@ where
     per_head.concat()
 }
 
-/// `Σ a[i]·widen(b[i])` with eight running sums, so the compiler vectorizes it.
+/// `Σ a[i]·b[i]` with eight running sums, so the compiler vectorizes it.
 #[inline]
-fn dot<K: Copy>(a: &[f32], b: &[K], widen: impl Fn(K) -> f32) -> f32 {
+fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut sums = [0.0f32; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = a8
         .remainder()
         .iter()
         .zip(b8.remainder())
-        .map(|(&x, &y)| x * widen(y))
+        .map(|(x, y)| x * y)
         .sum();
     for (x, y) in a8.zip(b8) {
         for i in 0..8 {
-            sums[i] += x[i] * widen(y[i]);
+            sums[i] += x[i] * y[i];
         }
     }
     sums.iter().sum::<f32>() + tail

@@ -16,6 +16,13 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
     /// so they take more rows at a time to stay memory-bound (measured on AVX2).
     const BLOCK: usize;
     fn to_f32(self) -> f32;
+    /// `src` widened into `dst` (same length), element by element unless the type has a faster
+    /// bulk conversion.
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
+        }
+    }
     /// Eight consecutive elements widened to f32.
     ///
     /// # Safety
@@ -40,6 +47,11 @@ impl WeightElem for f16 {
     const BLOCK: usize = 8;
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
+    }
+    /// `half`'s slice conversion uses F16C when the CPU has it (the scalar one never does).
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        use half::slice::HalfFloatSliceExt;
+        src.convert_to_f32_slice(dst);
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
