@@ -1,12 +1,11 @@
 //! Attention with scale 1.0 and grouped KV heads: encoder/decoder self-attention (optionally
 //! with fused q/k/v) and decoder cross-attention.
 
-use crate::backend::DiaBackend;
+use crate::backend::{DiaBackend, unit_scale};
 use crate::dense::Dense;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
 use crate::cache::{CrossKv, KvCache};
@@ -122,11 +121,6 @@ pub fn attend<B: DiaBackend>(
     let [batch, heads, tq, dim] = q.dims();
     let [_, kv_heads, tk, _] = k.dims();
     let group = heads / kv_heads;
-    let options = AttentionModuleOptions {
-        scale: Some(1.0),
-        softcap: None,
-        is_causal: false,
-    };
     if tq == 1 {
         // One query per head (a decode step): the group of heads sharing a KV head plays the
         // query axis, [b, heads, 1, d] → [b, kv_heads, group, d], so no KV head is copied.
@@ -164,7 +158,7 @@ pub fn attend<B: DiaBackend>(
             Some(future.unsqueeze::<4>().expand([batch, heads, tq, tk]))
         }
     };
-    attention(q, k, v, mask, None, options)
+    attention(q, k, v, mask, None, unit_scale())
 }
 
 /// Self-attention with RoPE on q and k; the decoder's passes a KV cache.

@@ -12,7 +12,10 @@ use super::{DiaBackend, Weight, burn_attend_one, matmul, narrow_columns};
 impl DiaBackend for Flex {
     fn project(x: Tensor<Self, 2>, weight: Weight<Self>) -> Tensor<Self, 2> {
         match skinny_product(&x, &weight) {
-            Some(y) => split_columns(&y.y, y.n, &[y.n], y.dtype).remove(0),
+            Some(y) => {
+                let rows = y.y.len() / y.n.max(1);
+                flex_tensor(y.y, [rows, y.n], y.dtype)
+            }
             None => matmul(x, weight),
         }
     }
@@ -65,27 +68,21 @@ impl DiaBackend for Flex {
             k.clone().into_primitive().tensor(),
             v.clone().into_primitive().tensor(),
         );
-        let hidden = hidden.map(|m| {
+        let mask = hidden.clone().map(|m| {
             m.into_data()
                 .into_vec::<bool>()
                 .expect("a bool tensor reads as bools")
         });
         let out = match kp.dtype() {
             _ if kp.dtype() != vp.dtype() => None,
-            DType::F32 => attend_views::<f32>(&q32, &kp, &vp, hidden.as_deref()),
-            DType::F16 => attend_views::<f16>(&q32, &kp, &vp, hidden.as_deref()),
-            DType::BF16 => attend_views::<bf16>(&q32, &kp, &vp, hidden.as_deref()),
+            DType::F32 => attend_views::<f32>(&q32, &kp, &vp, mask.as_deref()),
+            DType::F16 => attend_views::<f16>(&q32, &kp, &vp, mask.as_deref()),
+            DType::BF16 => attend_views::<bf16>(&q32, &kp, &vp, mask.as_deref()),
             _ => None,
         };
         match out {
-            Some(out) => {
-                let data = TensorData::new(out, shape).convert_dtype(dtype);
-                Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
-            }
-            None => {
-                let hidden = hidden_tensor(hidden, &shape, k.dims()[2]);
-                burn_attend_one(q, k, v, hidden)
-            }
+            Some(out) => flex_tensor(out, shape, dtype),
+            None => burn_attend_one(q, k, v, hidden),
         }
     }
 
@@ -139,10 +136,19 @@ fn split_columns<E: burn::tensor::Element>(
                 values.extend_from_slice(&row[start..start + width]);
             }
             start += width;
-            let data = TensorData::new(values, [rows, width]).convert_dtype(dtype);
-            Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
+            flex_tensor(values, [rows, width], dtype)
         })
         .collect()
+}
+
+/// `values` of `shape` as a Flex tensor in `dtype`.
+fn flex_tensor<E: burn::tensor::Element, const D: usize>(
+    values: Vec<E>,
+    shape: [usize; D],
+    dtype: DType,
+) -> Tensor<Flex, D> {
+    let data = TensorData::new(values, shape).convert_dtype(dtype);
+    Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
 }
 
 /// `x` · `weight` through the streaming kernel when `x` has few rows, `x` is f32, f16 or bf16
@@ -181,9 +187,9 @@ fn skinny_product(x: &Tensor<Flex, 2>, weight: &Weight<Flex>) -> Option<Product>
             if q.dtype() != DType::I8 {
                 return None;
             }
+            let scale = scale.clone().into_primitive().tensor();
+            let scale = scale.as_slice::<f32>()?;
             let mut y = skinny::matmul(&x_rows(), rows, q.as_slice::<i8>()?, k, n);
-            let scale = scale.clone().into_data().convert::<f32>();
-            let scale = scale.as_slice::<f32>().ok()?;
             for row in y.chunks_exact_mut(n) {
                 row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
             }
@@ -195,15 +201,6 @@ fn skinny_product(x: &Tensor<Flex, 2>, weight: &Weight<Flex>) -> Option<Product>
         n: y.1,
         dtype,
     })
-}
-
-/// The mask back as a tensor `[b, 1, 1, len]` for the fallback path.
-fn hidden_tensor(
-    hidden: Option<Vec<bool>>,
-    [batch, ..]: &[usize; 4],
-    len: usize,
-) -> Option<Tensor<Flex, 4, Bool>> {
-    hidden.map(|m| Tensor::from_data(TensorData::new(m, [*batch, 1, 1, len]), &Default::default()))
 }
 
 /// [`single_query::attend`] over Flex tensors with keys and values in `E`; `None` when a

@@ -96,12 +96,16 @@ pub(crate) fn burn_attend_one<B: Backend>(
     let [batch, kv_heads, group, _] = q.dims();
     let len = k.dims()[2];
     let mask = hidden.map(|m| m.expand([batch, kv_heads, group, len]));
-    let options = AttentionModuleOptions {
+    attention(q, k, v, mask, None, unit_scale())
+}
+
+/// Burn's attention options for Dia: scale 1.0, no softcap, masks given explicitly.
+pub(crate) fn unit_scale() -> AttentionModuleOptions {
+    AttentionModuleOptions {
         scale: Some(1.0),
         softcap: None,
         is_causal: false,
-    };
-    attention(q, k, v, mask, None, options)
+    }
 }
 
 /// `y` `[rows, Σ widths]` as views of consecutive column blocks.
