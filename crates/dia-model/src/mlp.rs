@@ -4,7 +4,6 @@ use crate::backend::DiaBackend;
 use crate::dense::Dense;
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 
 /// `wo(silu(gate) ⊙ up)` where `[gate | up] = x · wi_fused`.
@@ -25,6 +24,6 @@ impl<B: DiaBackend> Mlp<B> {
             .forward_split(x, &[hidden, hidden])
             .try_into()
             .expect("two widths, two parts");
-        self.wo.forward(silu(gate).mul(up))
+        self.wo.forward(B::silu_mul(gate, up))
     }
 }

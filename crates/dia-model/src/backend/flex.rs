@@ -5,6 +5,7 @@ use burn::tensor::{Bool, DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor};
 use half::{bf16, f16};
 
+use super::elementwise;
 use super::single_query::{self, View};
 use super::skinny::{self, MAX_ROWS, WeightElem};
 use super::{DiaBackend, Weight, burn_attend_one, matmul, narrow_columns};
@@ -86,6 +87,19 @@ impl DiaBackend for Flex {
         }
     }
 
+    /// One pass in f32 with a vectorized `exp`, instead of Flex's sigmoid (libm per element),
+    /// product and second product.
+    fn silu_mul<const D: usize>(gate: Tensor<Self, D>, up: Tensor<Self, D>) -> Tensor<Self, D> {
+        let (dtype, shape) = (gate.dtype(), gate.dims());
+        if up.dims() != shape {
+            return burn::tensor::activation::silu(gate).mul(up);
+        }
+        let (gate, up) = (f32_values(gate), f32_values(up));
+        let mut out = vec![0.0; gate.len()];
+        elementwise::silu_mul(&gate, &up, &mut out);
+        flex_tensor(out, shape, dtype)
+    }
+
     fn cache_write(
         cache: Tensor<Self, 4>,
         start: usize,
@@ -141,6 +155,14 @@ fn split_columns<E: burn::tensor::Element>(
         .collect()
 }
 
+/// A float tensor's values in f32, row-major.
+fn f32_values<const D: usize>(x: Tensor<Flex, D>) -> Vec<f32> {
+    x.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted to f32")
+}
+
 /// `values` of `shape` as a Flex tensor in `dtype`.
 fn flex_tensor<E: burn::tensor::Element, const D: usize>(
     values: Vec<E>,
@@ -161,13 +183,7 @@ fn skinny_product(x: &Tensor<Flex, 2>, weight: &Weight<Flex>) -> Option<Product>
     if rows > MAX_ROWS || !float(dtype) {
         return None;
     }
-    let x_rows = || {
-        x.clone()
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .expect("converted to f32")
-    };
+    let x_rows = || f32_values(x.clone());
     // A weight stored as a strided view has no slice: gemm reads it in place, no copy per call.
     let y = match weight {
         Weight::Float(w) => {

@@ -3,6 +3,7 @@
 //! Any Burn backend runs the model once it implements [`DiaBackend`], usually with an empty
 //! `impl` block.
 
+use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -10,6 +11,8 @@ use burn::tensor::{Bool, DType, Int, Tensor};
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cubecl;
+#[cfg(feature = "flex")]
+mod elementwise;
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
@@ -60,6 +63,12 @@ pub trait DiaBackend: Backend {
         hidden: Option<Tensor<Self, 4, Bool>>,
     ) -> Tensor<Self, 4> {
         burn_attend_one(q, k, v, hidden)
+    }
+
+    /// `silu(gate) · up`, the gated feed-forward's activation (`[rows, hidden]` per decode
+    /// step, every layer), in `gate`'s dtype.
+    fn silu_mul<const D: usize>(gate: Tensor<Self, D>, up: Tensor<Self, D>) -> Tensor<Self, D> {
+        silu(gate).mul(up)
     }
 
     /// Writes `value` `[rows, heads, len, d]` into the KV cache `[rows, heads, max_len, d]` at
