@@ -21,12 +21,6 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
             *d = s.to_f32();
         }
     }
-    /// Eight consecutive elements widened to f32.
-    ///
-    /// # Safety
-    /// `p` must point to eight readable elements; the CPU must have AVX2, FMA and F16C.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
     /// Whether [`WeightElem::load16`] returns the even and the odd columns rather than two
     /// runs of eight (the kernel then puts its sums back in order once per call).
     const INTERLEAVED: bool = false;
@@ -35,10 +29,7 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
     /// # Safety
     /// `p` must point to sixteen readable elements; the CPU must have AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn load16(p: *const Self) -> [std::arch::x86_64::__m256; 2] {
-        unsafe { [Self::load8(p), Self::load8(p.add(8))] }
-    }
+    unsafe fn load16(p: *const Self) -> [std::arch::x86_64::__m256; 2];
 }
 
 impl WeightElem for f32 {
@@ -48,8 +39,9 @@ impl WeightElem for f32 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
-        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    unsafe fn load16(p: *const Self) -> [std::arch::x86_64::__m256; 2] {
+        use std::arch::x86_64::*;
+        unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))] }
     }
 }
 
@@ -65,9 +57,10 @@ impl WeightElem for f16 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
+    unsafe fn load16(p: *const Self) -> [std::arch::x86_64::__m256; 2] {
         use std::arch::x86_64::*;
-        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+        let eight = |q: *const Self| unsafe { _mm256_cvtph_ps(_mm_loadu_si128(q.cast())) };
+        unsafe { [eight(p), eight(p.add(8))] }
     }
 }
 
@@ -78,9 +71,13 @@ impl WeightElem for i8 {
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
+    unsafe fn load16(p: *const Self) -> [std::arch::x86_64::__m256; 2] {
         use std::arch::x86_64::*;
-        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
+        unsafe {
+            let sixteen = _mm_loadu_si128(p.cast());
+            let widen = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+            [widen(sixteen), widen(_mm_srli_si128::<8>(sixteen))]
+        }
     }
 }
 
@@ -89,19 +86,9 @@ impl WeightElem for bf16 {
     fn to_f32(self) -> f32 {
         bf16::to_f32(self)
     }
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
-        use std::arch::x86_64::*;
-        // bf16 is the top half of an f32: widen to 32 bits and shift into place.
-        unsafe {
-            let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
-            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(wide))
-        }
-    }
-    /// One 32-byte load and two one-µop operations: each 32-bit lane holds an even column in its
-    /// low half (shifted up) and an odd one in its high half (masked), half the widening work of
-    /// two [`WeightElem::load8`]s.
+    /// bf16 is the top half of an f32. One 32-byte load and two one-µop operations: each 32-bit
+    /// lane holds an even column in its low half (shifted up) and an odd one in its high half
+    /// (masked), half the work of widening two runs of eight to 32 bits and shifting them.
     const INTERLEAVED: bool = true;
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
