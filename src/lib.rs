@@ -1,5 +1,9 @@
 //! dia-burn: the Dia text-to-dialogue model and the DAC codec on Burn. This facade re-exports
-//! both crates; the workspace-level integration tests in `tests/` run against it.
+//! both crates, adds what needs the two together (streaming speech, [`stream`]), and hosts the
+//! workspace-level integration tests in `tests/` and the library example in `examples/`.
+
+pub mod stream;
 
 pub use dia_dac;
 pub use dia_model;
+pub use stream::{StreamError, StreamEvent, generate_streaming};

@@ -1,0 +1,112 @@
+//! Criterion benches of the pieces of a decode: a projection at decode shape (Burn's gemm vs
+//! the Flex kernel), one decoder step, the encoder, the sampler, and DAC decode of one second.
+//! Run with `cargo bench -p dia-bench`; sizes are the report's `small` unless named.
+
+use std::hint::black_box;
+
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use burn_flex::Flex;
+use criterion::{Criterion, criterion_group, criterion_main};
+use dia_bench::measure::TEXT;
+use dia_bench::setting::Size;
+use dia_dac::{Dac, audio_to_vec};
+use dia_model::{
+    Dense, DiaModel, ModelOptions, ModelVersion, Sampler, SamplerParams, SpecialIds, TextBatch,
+    WeightStorage, encode_text,
+};
+
+/// `[2, 2048] · [2048, 8192]`: the MLP input projection of a full-size decode step (CFG rows).
+fn projection(c: &mut Criterion) {
+    let device = Default::default();
+    let mut group = c.benchmark_group("projection_2x2048x8192");
+    let x = Tensor::<Flex, 3>::random([1, 2, 2048], Distribution::Default, &device);
+    for storage in [
+        WeightStorage::F32,
+        WeightStorage::F16,
+        WeightStorage::BF16,
+        WeightStorage::Int8,
+    ] {
+        let w = Tensor::<Flex, 2>::random([2048, 8192], Distribution::Default, &device);
+        let dense = Dense::new(w, storage);
+        let dtype = match &dense {
+            Dense::Float(w) => w.val().dtype(),
+            Dense::Int8(_) => burn::tensor::DType::F32,
+        };
+        let xd = x.clone().cast(dtype);
+        if let Dense::Float(w) = &dense {
+            let (x2, w) = (xd.clone().reshape([2, 2048]), w.val());
+            group.bench_function(format!("burn_matmul_{storage}"), |b| {
+                b.iter(|| black_box(x2.clone().matmul(w.clone())))
+            });
+        }
+        group.bench_function(format!("dia_project_{storage}"), |b| {
+            b.iter(|| black_box(dense.forward(xd.clone())))
+        });
+    }
+    group.finish();
+}
+
+fn model_steps(c: &mut Criterion) {
+    let device = Default::default();
+    let config = Size::Small.dia_config();
+    let model = DiaModel::<Flex>::random(&config, ModelOptions::default(), 0, &device);
+    let text = encode_text(TEXT, config.encoder.max_position_embeddings);
+    let batch = TextBatch::new(&[text.tokens], &device);
+    c.bench_function("small_encoder_and_cross_cache", |b| {
+        b.iter(|| {
+            let enc = model.encode(&batch);
+            black_box(model.decoder_state(enc, &batch, 3072))
+        })
+    });
+    let enc = model.encode(&batch);
+    let mut state = model.decoder_state(enc, &batch, 3072);
+    let frame =
+        Tensor::<Flex, 3, Int>::from_data(TensorData::new(vec![1026i64; 18], [2, 1, 9]), &device);
+    c.bench_function("small_decode_step", |b| {
+        b.iter(|| black_box(model.decode(frame.clone(), 1, &mut state).into_data()))
+    });
+}
+
+fn sampler(c: &mut Criterion) {
+    let vocab = 1028;
+    let logits: Vec<f32> = (0..2 * 9 * vocab)
+        .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
+        .collect();
+    let params = SamplerParams {
+        cfg_scale: 3.0,
+        temperature: 1.2,
+        top_p: 0.95,
+        top_k: 45,
+    };
+    let mut sampler = Sampler::new(params, ModelVersion::V0626, SpecialIds { eos: 1024 }, 0);
+    c.bench_function("sampler_one_frame", |b| {
+        b.iter(|| {
+            for ch in 0..9 {
+                let (uncond, cond) = (
+                    &logits[ch * vocab..][..vocab],
+                    &logits[(9 + ch) * vocab..][..vocab],
+                );
+                black_box(sampler.pick(sampler.candidate_logits(cond, uncond, ch)));
+            }
+        })
+    });
+}
+
+fn dac_one_second(c: &mut Criterion) {
+    let device = Default::default();
+    let dac = Dac::<Flex>::random(Size::Full.dac_config(), 0, &device).expect("valid config");
+    let frames = dac.config().frame_rate().round() as usize;
+    let codes: Vec<i64> = (0..9 * frames).map(|i| (i as i64 * 7919) % 1024).collect();
+    let codes = Tensor::<Flex, 3, Int>::from_data(TensorData::new(codes, [1, 9, frames]), &device);
+    let mut group = c.benchmark_group("dac");
+    group.sample_size(10);
+    group.bench_function("decode_one_second_44k", |b| {
+        b.iter(|| {
+            black_box(audio_to_vec(dac.decode(codes.clone()).expect("decode")).expect("audio"))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, projection, model_steps, sampler, dac_one_second);
+criterion_main!(benches);

@@ -1,0 +1,11 @@
+//! dia-bench: measures Dia decoding and the DAC codec on every compiled-in backend, dtype and
+//! model knob, with random weights generated in-process (speed does not depend on their values).
+//!
+//! `dia-bench report` runs each configuration in a child process (so peak memory is its own and
+//! a crash is one failed row) and writes `report.json`, `report.md` and `report.svg`.
+
+pub mod chart;
+pub mod machine;
+pub mod measure;
+pub mod report;
+pub mod setting;

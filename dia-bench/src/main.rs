@@ -1,0 +1,255 @@
+//! `dia-bench report`: every configuration of the matrix in its own process, then the report.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use dia_bench::machine::Machine;
+use dia_bench::measure::{Plan, Row, measure};
+use dia_bench::report::Report;
+use dia_bench::setting::{Knob, Precision, Setting, Size};
+use dia_model::BackendKind;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Benchmarks Dia decoding and the DAC codec across backends, dtypes and model knobs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs the matrix and writes report.json, report.md and report.svg.
+    Report(ReportArgs),
+    /// Measures one configuration and prints its row as JSON (used by `report`).
+    #[command(hide = true)]
+    RunOne {
+        /// The setting, as JSON.
+        #[arg(long)]
+        setting: String,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Model sizes.
+    #[arg(long, value_delimiter = ',', default_value = "small")]
+    size: Vec<Size>,
+    /// Backends (default: every one compiled in).
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Precisions: a compute dtype (f32, f16, bf16) with weights stored in it, `DTYPE:WEIGHTS`
+    /// for other weight storage (f32:bf16, bf16:int8, ...), or int8 for f32:int8. A backend
+    /// without the dtype reports the row as failed.
+    #[arg(long, value_delimiter = ',', default_value = "f32,f16,bf16,int8")]
+    dtypes: Vec<Precision>,
+    /// RoPE sin/cos from a table, recomputed, or both.
+    #[arg(long, value_enum, default_value = "both")]
+    rope_table: Knob,
+    /// Fused or separate q/k/v projections, or both.
+    #[arg(long, value_enum, default_value = "both")]
+    fused_qkv: Knob,
+    /// Worker threads per configuration (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// A JSON line printed by the PyTorch reference (`torch_bench.py`) in the same sitting.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Directory for the report files.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    plan: PlanArgs,
+}
+
+#[derive(Args, Clone)]
+struct PlanArgs {
+    /// Decode steps timed per configuration.
+    #[arg(long, default_value_t = 24)]
+    steps: usize,
+    /// Decode steps run before timing.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Seconds of audio for the DAC timing (once per size, backend and dtype); 0 skips it.
+    #[arg(long, default_value_t = 1.0)]
+    dac_seconds: f64,
+    /// Real weights (a checkpoint directory) instead of random ones.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+}
+
+impl PlanArgs {
+    fn plan(&self) -> Plan {
+        Plan {
+            steps: self.steps,
+            warmup: self.warmup,
+            dac_seconds: self.dac_seconds,
+            model_dir: self.model_dir.clone(),
+        }
+    }
+
+    fn to_args(&self, dac: bool) -> Vec<String> {
+        let mut args = vec![
+            "--steps".into(),
+            self.steps.to_string(),
+            "--warmup".into(),
+            self.warmup.to_string(),
+            "--dac-seconds".into(),
+            if dac {
+                self.dac_seconds.to_string()
+            } else {
+                "0".into()
+            },
+        ];
+        if let Some(dir) = &self.model_dir {
+            args.extend(["--model-dir".into(), dir.display().to_string()]);
+        }
+        args
+    }
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::RunOne { setting, plan } => {
+            let setting: Setting = serde_json::from_str(&setting).context("--setting")?;
+            // The measuring thread joins the pool: no third thread competes for the cores.
+            let pool = rayon::ThreadPoolBuilder::new().build()?;
+            let row = pool.install(|| measure(&setting, &plan.plan()))?;
+            println!("{}", serde_json::to_string(&row)?);
+            Ok(())
+        }
+        Cmd::Report(args) => report(args),
+    }
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let backends = backends(&args.backends)?;
+    let reference = args.reference.as_deref().map(read_reference).transpose()?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    eprintln!("measuring read bandwidth with {threads} threads");
+    let machine = Machine::detect(threads);
+
+    let mut settings = Vec::new();
+    for &size in &args.size {
+        for &backend in &backends {
+            for &precision in &args.dtypes {
+                for &rope_table in args.rope_table.values() {
+                    for &fused_qkv in args.fused_qkv.values() {
+                        settings.push(Setting {
+                            size,
+                            backend,
+                            dtype: precision.dtype,
+                            weights: precision.weights,
+                            rope_table,
+                            fused_qkv,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let total = settings.len();
+    let mut rows = Vec::with_capacity(total);
+    for (i, setting) in settings.into_iter().enumerate() {
+        // The codec does not depend on the model's knobs: time it once per size, backend, dtype.
+        let dac = setting.rope_table == args.rope_table.values()[0]
+            && setting.fused_qkv == args.fused_qkv.values()[0];
+        eprint!("[{}/{total}] {setting} ... ", i + 1);
+        let _ = std::io::stderr().flush();
+        let row = run_child(&setting, &args.plan, dac, threads);
+        match (&row.error, row.decode_steps_per_s) {
+            (Some(e), _) => eprintln!("failed: {e}"),
+            (None, Some(v)) => eprintln!("{v:.2} steps/s"),
+            (None, None) => eprintln!("no steps timed"),
+        }
+        rows.push(row);
+    }
+    let report = Report {
+        machine,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        reference,
+        rows,
+    };
+    report.write(&args.out)?;
+    eprintln!("wrote {}/report.{{json,md,svg}}", args.out.display());
+    Ok(())
+}
+
+/// The backends named (every one compiled in when none is), each checked to be compiled in.
+fn backends(names: &[String]) -> Result<Vec<BackendKind>> {
+    let compiled = BackendKind::compiled();
+    if names.is_empty() {
+        return Ok(compiled);
+    }
+    let list = || {
+        let names: Vec<_> = compiled.iter().map(|k| k.name()).collect();
+        names.join(", ")
+    };
+    names
+        .iter()
+        .map(|name| match name.parse::<BackendKind>() {
+            Ok(kind) if kind.is_compiled() => Ok(kind),
+            _ => bail!("backend {name:?} is not compiled in (compiled: {})", list()),
+        })
+        .collect()
+}
+
+/// The JSON line `torch_bench.py` printed (the last line that starts with `{`).
+fn read_reference(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("");
+    serde_json::from_str(line)
+        .with_context(|| format!("{}: no JSON line from torch_bench.py", path.display()))
+}
+
+/// Measures `setting` in a child process; any failure becomes the row's `error`.
+fn run_child(setting: &Setting, plan: &PlanArgs, dac: bool, threads: usize) -> Row {
+    let result = (|| -> Result<Row> {
+        let output = Command::new(std::env::current_exe()?)
+            .arg("run-one")
+            .arg("--setting")
+            .arg(serde_json::to_string(setting)?)
+            .args(plan.to_args(dac))
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .output()
+            .context("starting the measuring process")?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            bail!(
+                "{} ({})",
+                last.trim().trim_start_matches("error: "),
+                output.status
+            );
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().last().unwrap_or("");
+        serde_json::from_str(line).with_context(|| format!("unreadable row {line:?}"))
+    })();
+    result.unwrap_or_else(|e| Row::failed(setting.clone(), format!("{e:#}")))
+}

@@ -1,0 +1,348 @@
+//! Measuring one configuration: weight set-up, encoder + cross-attention cache, decode steps,
+//! DAC decode, peak memory.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use dia_burn::{StreamEvent, generate_streaming};
+use dia_dac::{Dac, StreamWindows};
+use dia_model::{
+    DiaBackend, DiaModel, GenerationConfig, GenerationRequest, OnBackend, TextBatch, encode_text,
+    ensure_dtype, generate,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::machine::peak_rss_bytes;
+use crate::setting::Setting;
+
+/// The text every configuration speaks (the reference bench's).
+pub const TEXT: &str = "[S1] Dia is an open weights text to dialogue model. [S2] You get full control over scripts and voices. [S1] Wow. Amazing. (laughs)";
+
+/// How long to measure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// Decode steps timed after the warm-up.
+    pub steps: usize,
+    /// Decode steps run first and not timed.
+    pub warmup: usize,
+    /// Seconds of audio the DAC decodes; 0 skips the codec.
+    pub dac_seconds: f64,
+    /// Real weights instead of random ones (its config replaces the size's).
+    pub model_dir: Option<PathBuf>,
+}
+
+/// One report row: the setting and what was measured (`None` where it failed or was skipped).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    #[serde(flatten)]
+    pub setting: Setting,
+    pub fusion: Option<bool>,
+    pub decode_steps_per_s: Option<f64>,
+    /// Steps per second ÷ the codec's frames per second of audio (86.13 for 44.1 kHz).
+    pub realtime_factor: Option<f64>,
+    pub step_ms_median: Option<f64>,
+    pub step_ms_min: Option<f64>,
+    pub step_ms_max: Option<f64>,
+    pub steps_timed: usize,
+    /// Encoder over the text plus every layer's cross-attention K/V and the empty KV cache.
+    pub encoder_ms: Option<f64>,
+    /// From the request to the first generated frame (tokenize, encoder, caches, first step).
+    pub first_step_ms: Option<f64>,
+    pub dac_ms_per_audio_s: Option<f64>,
+    /// The streaming decoder's cost per second of audio (default windows, frames pushed one
+    /// at a time, as generation hands them over), over the same audio as `dac_ms_per_audio_s`.
+    pub stream_dac_ms_per_audio_s: Option<f64>,
+    /// From the start of a streaming generation (no prompt) to its first samples: set-up, the
+    /// decode steps until the first frames are final, and the codec's first window.
+    pub first_audio_ms: Option<f64>,
+    /// Building the model: random weights, or loading `--model-dir`.
+    pub load_ms: Option<f64>,
+    pub weights_bytes: Option<u64>,
+    /// Weight bytes a decode step reads: every decoder weight but the embedding tables.
+    pub decoder_bytes_per_step: Option<u64>,
+    /// Peak resident memory of the process after decoding, before the codec is loaded.
+    pub peak_rss_bytes: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl Row {
+    /// A row with nothing measured.
+    pub fn empty(setting: Setting) -> Self {
+        Self {
+            fusion: setting.backend.fusion(),
+            setting,
+            decode_steps_per_s: None,
+            realtime_factor: None,
+            step_ms_median: None,
+            step_ms_min: None,
+            step_ms_max: None,
+            steps_timed: 0,
+            encoder_ms: None,
+            first_step_ms: None,
+            dac_ms_per_audio_s: None,
+            stream_dac_ms_per_audio_s: None,
+            first_audio_ms: None,
+            load_ms: None,
+            weights_bytes: None,
+            decoder_bytes_per_step: None,
+            peak_rss_bytes: None,
+            error: None,
+        }
+    }
+
+    /// A row that failed with `error`.
+    pub fn failed(setting: Setting, error: String) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::empty(setting)
+        }
+    }
+}
+
+/// Measures `setting` on its backend.
+pub fn measure(setting: &Setting, plan: &Plan) -> Result<Row> {
+    setting.backend.run(Job { setting, plan })?
+}
+
+struct Job<'a> {
+    setting: &'a Setting,
+    plan: &'a Plan,
+}
+
+impl OnBackend for Job<'_> {
+    type Output = Result<Row>;
+
+    fn run<B: DiaBackend>(self, device: B::Device) -> Result<Row> {
+        let (setting, plan) = (self.setting, self.plan);
+        let options = setting.options();
+        ensure_dtype::<B>(setting.backend, &device, options.dtype)?;
+        let mut row = Row::empty(setting.clone());
+
+        let start = Instant::now();
+        let model = match &plan.model_dir {
+            Some(dir) => DiaModel::<B>::load(dir, options, &device)?,
+            None => DiaModel::random(&setting.size.dia_config(), options, 0, &device),
+        };
+        sync::<B>(&device)?;
+        row.load_ms = Some(ms(start));
+        row.weights_bytes = Some(weight_bytes(&model));
+        // A step reads every decoder weight but nine embedding rows and the cross-attention
+        // K/V projections (used once, at set-up).
+        let tables: u64 = model
+            .decoder
+            .embeddings
+            .iter()
+            .map(|t| tensor_bytes(&t.val()))
+            .sum();
+        let cross_kv: u64 = model
+            .decoder
+            .layers
+            .iter()
+            .map(|l| {
+                weight_bytes(&l.cross_attention.k_proj) + weight_bytes(&l.cross_attention.v_proj)
+            })
+            .sum();
+        row.decoder_bytes_per_step = Some(weight_bytes(&model.decoder) - tables - cross_kv);
+
+        row.encoder_ms = Some(encoder_ms(&model, &device)?);
+        let steps = decode_steps(&model, plan)?;
+        row.first_step_ms = Some(steps.first_ms);
+        let mut timed = steps.step_ms;
+        timed.sort_by(f64::total_cmp);
+        row.steps_timed = timed.len();
+        if let (Some(&min), Some(&max)) = (timed.first(), timed.last()) {
+            let median = timed[timed.len() / 2];
+            row.step_ms_median = Some(median);
+            row.step_ms_min = Some(min);
+            row.step_ms_max = Some(max);
+            row.decode_steps_per_s = Some(1000.0 / median);
+            let frame_rate = setting.size.dac_config().frame_rate();
+            row.realtime_factor = Some(1000.0 / median / frame_rate);
+        }
+        row.peak_rss_bytes = peak_rss_bytes();
+
+        if plan.dac_seconds > 0.0 {
+            let dac = Dac::<B>::random(setting.size.dac_config(), 0, &device)?;
+            row.first_audio_ms = Some(first_audio_ms(&model, &dac)?);
+            drop(model);
+            let codec = codec_ms_per_audio_s(&dac, plan.dac_seconds)?;
+            row.dac_ms_per_audio_s = Some(codec.whole);
+            row.stream_dac_ms_per_audio_s = Some(codec.streamed);
+        }
+        Ok(row)
+    }
+}
+
+fn ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+fn sync<B: Backend>(device: &B::Device) -> Result<()> {
+    B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
+}
+
+fn tensor_bytes<B: Backend, const D: usize>(t: &Tensor<B, D>) -> u64 {
+    (t.shape().num_elements() * t.dtype().size()) as u64
+}
+
+/// Bytes of every parameter at its stored dtype.
+fn weight_bytes<B: Backend, M: Module<B>>(model: &M) -> u64 {
+    struct Bytes(u64);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Bytes {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            self.0 += tensor_bytes(&param.val());
+        }
+        fn visit_int<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<Tensor<B, D, burn::tensor::Int>>,
+        ) {
+            let t = param.val();
+            self.0 += (t.shape().num_elements() * t.dtype().size()) as u64;
+        }
+    }
+    let mut bytes = Bytes(0);
+    model.visit(&mut bytes);
+    bytes.0
+}
+
+/// Median of three runs of the encoder and decoder-state set-up, after one warm-up.
+fn encoder_ms<B: DiaBackend>(model: &DiaModel<B>, device: &B::Device) -> Result<f64> {
+    let text = encode_text(TEXT, model.config.encoder.max_position_embeddings);
+    let batch = TextBatch::new(&[text.tokens], device);
+    let max_len = max_tokens(model);
+    let mut times = Vec::new();
+    for run in 0..4 {
+        let start = Instant::now();
+        let enc = model.encode(&batch);
+        let state = model.decoder_state(enc, &batch, max_len);
+        sync::<B>(device)?;
+        drop(state);
+        if run > 0 {
+            times.push(ms(start));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// The reference's decoder length, or the model's limit if smaller.
+fn max_tokens<B: Backend>(model: &DiaModel<B>) -> usize {
+    model.config.decoder.max_position_embeddings.min(3072)
+}
+
+struct StepTimes {
+    first_ms: f64,
+    step_ms: Vec<f64>,
+}
+
+/// Generates with the reference's sampling settings, timing every step after the warm-up.
+fn decode_steps<B: DiaBackend>(model: &DiaModel<B>, plan: &Plan) -> Result<StepTimes> {
+    let config = GenerationConfig {
+        max_tokens: max_tokens(model),
+        ..GenerationConfig::default()
+    };
+    let request = GenerationRequest {
+        text: TEXT.into(),
+        audio_prompt: None,
+    };
+    let start = Instant::now();
+    let mut last = start;
+    let mut first_ms = None;
+    let mut step_ms = Vec::new();
+    let mut done = 0;
+    generate(model, &[request], &config, |_| {
+        let now = Instant::now();
+        if first_ms.is_none() {
+            first_ms = Some((now - start).as_secs_f64() * 1000.0);
+        } else if done > plan.warmup {
+            step_ms.push((now - last).as_secs_f64() * 1000.0);
+        }
+        last = now;
+        done += 1;
+        if step_ms.len() >= plan.steps {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    Ok(StepTimes {
+        first_ms: first_ms.unwrap_or(f64::NAN),
+        step_ms,
+    })
+}
+
+/// Milliseconds from the start of a streaming generation of [`TEXT`] to its first samples.
+fn first_audio_ms<B: DiaBackend>(model: &DiaModel<B>, dac: &Dac<B>) -> Result<f64> {
+    let config = GenerationConfig {
+        max_tokens: max_tokens(model),
+        ..GenerationConfig::default()
+    };
+    let request = GenerationRequest {
+        text: TEXT.into(),
+        audio_prompt: None,
+    };
+    let start = Instant::now();
+    let mut first = None;
+    generate_streaming(
+        model,
+        dac,
+        &[request],
+        &config,
+        StreamWindows::default(),
+        |event| match event {
+            StreamEvent::Audio { .. } => {
+                first = Some(ms(start));
+                ControlFlow::Break(())
+            }
+            StreamEvent::Step(_) => ControlFlow::Continue(()),
+        },
+    )?;
+    first.ok_or_else(|| anyhow::anyhow!("the generation ended before any audio"))
+}
+
+/// The codec's cost per second of audio, whole and streamed.
+struct CodecCost {
+    whole: f64,
+    streamed: f64,
+}
+
+/// Milliseconds of DAC decoding per second of audio for `seconds` of random codes: in one
+/// pass, and through the streaming decoder fed one frame at a time; after a short warm-up.
+fn codec_ms_per_audio_s<B: Backend>(dac: &Dac<B>, seconds: f64) -> Result<CodecCost> {
+    let channels = dac.config().n_codebooks;
+    let codes = |frames: usize| -> Vec<Vec<u32>> {
+        (0..frames)
+            .map(|f| {
+                (0..channels)
+                    .map(|c| ((f * channels + c) * 7919 % 1024) as u32)
+                    .collect()
+            })
+            .collect()
+    };
+    dac.decode_frames(&codes(8))?;
+    let frames = codes(((seconds * dac.config().frame_rate()).round() as usize).max(1));
+    let start = Instant::now();
+    let audio = dac.decode_frames(&frames)?;
+    let whole = ms(start);
+    let start = Instant::now();
+    let mut stream = dac.streaming_decoder(StreamWindows::default())?;
+    let mut streamed = 0;
+    for frame in &frames {
+        streamed += stream.push(&[frame])?.len();
+    }
+    streamed += stream.finish()?.len();
+    let streamed_ms = ms(start);
+    if streamed != audio.len() {
+        anyhow::bail!("streamed {streamed} samples, decoded {}", audio.len());
+    }
+    let audio_s = audio.len() as f64 / f64::from(dac.config().sample_rate);
+    Ok(CodecCost {
+        whole: whole / audio_s,
+        streamed: streamed_ms / audio_s,
+    })
+}

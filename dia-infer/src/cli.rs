@@ -1,0 +1,184 @@
+//! Command-line arguments: generation by default, `encode` and `decode` for the codec.
+
+use std::path::PathBuf;
+
+use burn::tensor::DType;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dia_model::{BackendKind, WeightStorage};
+
+/// Text in, 44.1 kHz speech out: Nari Labs' Dia and the Descript Audio Codec on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "dia-infer", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+}
+
+/// Codec subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Encode an audio file to DAC codes (JSON `[frames][channels]`).
+    Encode(EncodeArgs),
+    /// Decode DAC codes (JSON) to a WAV file.
+    Decode(DecodeArgs),
+}
+
+/// Where the weights come from and what runs them.
+#[derive(Debug, Args, Clone)]
+pub struct RuntimeArgs {
+    /// Compute backend: auto, flex, ndarray, wgpu, wgpu-nofusion or cuda; `auto` picks the
+    /// best one compiled in (cuda, then wgpu, then flex).
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: BackendKind,
+    /// Model compute dtype: f32, f16 or bf16 [default: bf16 on CUDA, f32 elsewhere].
+    #[arg(long, value_parser = parse_dtype)]
+    pub dtype: Option<DType>,
+    /// Codec repository on the Hugging Face hub.
+    #[arg(
+        long,
+        default_value = "descript/dac_44khz",
+        conflicts_with = "dac_path"
+    )]
+    pub dac: String,
+    /// Local codec weights: a `.pth`, a safetensors file or a transformers directory.
+    #[arg(long)]
+    pub dac_path: Option<PathBuf>,
+    /// Print no progress bar and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    s.parse().map_err(|e: dia_model::DiaError| e.to_string())
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    dia_model::parse_dtype(s)
+}
+
+/// WAV sample formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum WavFormat {
+    #[default]
+    I16,
+    F32,
+}
+
+fn parse_weights(s: &str) -> Result<WeightStorage, String> {
+    s.parse()
+}
+
+impl GenerateArgs {
+    /// The weight storage asked for (`--int8` is `--weights int8`); `None`: the compute dtype.
+    pub fn weight_storage(&self) -> Option<WeightStorage> {
+        if self.int8 {
+            Some(WeightStorage::Int8)
+        } else {
+            self.weights
+        }
+    }
+}
+
+/// Speech generation (the default command).
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Text to speak, with `[S1]`/`[S2]` speaker tags.
+    pub text: Option<String>,
+    /// Read the text from a UTF-8 file (`-` for stdin).
+    #[arg(long, conflicts_with = "text")]
+    pub text_file: Option<PathBuf>,
+    /// Output WAV path; `-` writes raw 16-bit little-endian PCM, 44.1 kHz mono, to stdout.
+    #[arg(long, short, default_value = "dia.wav")]
+    pub output: PathBuf,
+    /// Write audio while it is generated: each piece as soon as it is final (the same audio as
+    /// without, sooner). To a WAV through a temporary file renamed at the end; to stdout
+    /// (`--output -`) flushed piece by piece, for a player: `| aplay -f S16_LE -r 44100 -c 1`.
+    #[arg(long)]
+    pub stream: bool,
+    #[arg(long, value_enum, default_value_t = WavFormat::I16)]
+    pub wav_format: WavFormat,
+    /// Model repository on the Hugging Face hub.
+    #[arg(
+        long,
+        default_value = "nari-labs/Dia-1.6B-0626",
+        conflicts_with = "model_dir"
+    )]
+    pub model: String,
+    /// Local checkpoint directory (config.json + safetensors, any supported layout).
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// How the model's projection weights are stored: f32, f16, bf16 or int8 (one scale per
+    /// output column) [default: the --dtype]. Activations stay in --dtype; narrower weights
+    /// mean less memory and faster CPU decoding, slightly less precise.
+    #[arg(long, value_parser = parse_weights)]
+    pub weights: Option<WeightStorage>,
+    /// Same as `--weights int8`.
+    #[arg(long, conflicts_with = "weights")]
+    pub int8: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Absolute decoder frames, audio prompt included [default: the model's limit].
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    #[arg(long, default_value_t = 3.0)]
+    pub cfg_scale: f32,
+    /// Sampling temperature; 0 decodes greedily.
+    #[arg(long, default_value_t = 1.2)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 45)]
+    pub cfg_filter_top_k: usize,
+    /// Random seed: the same seed, inputs and backend give the same audio.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Voice to continue: an audio file (wav, mp3, flac, ogg; any rate, any channels).
+    #[arg(long, conflicts_with = "audio_prompt_codes")]
+    pub audio_prompt: Option<PathBuf>,
+    /// Voice to continue, as codes JSON (from `--codes-out` or `dia-infer encode`).
+    #[arg(long)]
+    pub audio_prompt_codes: Option<PathBuf>,
+    /// Transcript of the audio prompt, prepended to the text as the model requires.
+    #[arg(long)]
+    pub prompt_transcript: Option<String>,
+    /// Also write the generated codes as JSON `[frames][channels]`.
+    #[arg(long)]
+    pub codes_out: Option<PathBuf>,
+    /// JSONL file of jobs (`text`, `output`, optional `codes_out`, `audio_prompt`,
+    /// `audio_prompt_codes`, `prompt_transcript`), generated together.
+    #[arg(long, conflicts_with_all = ["text", "text_file"])]
+    pub batch: Option<PathBuf>,
+    /// Jobs per batch when `--batch` holds many.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+}
+
+/// `dia-infer encode`.
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// Audio file to encode.
+    #[arg(long)]
+    pub audio: PathBuf,
+    /// Where to write the codes JSON.
+    #[arg(long)]
+    pub codes_out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// `dia-infer decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// Codes JSON `[frames][channels]`.
+    #[arg(long)]
+    pub codes: PathBuf,
+    /// Output WAV path (`-`: raw 16-bit PCM on stdout).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    #[arg(long, value_enum, default_value_t = WavFormat::I16)]
+    pub wav_format: WavFormat,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}

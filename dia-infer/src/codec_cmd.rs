@@ -1,0 +1,70 @@
+//! `dia-infer encode` and `dia-infer decode`: the codec on its own.
+
+use anyhow::{Context, Result};
+use burn::tensor::DType;
+use burn::tensor::backend::Backend;
+use dia_dac::{Dac, StreamWindows};
+use dia_model::DiaBackend;
+
+use crate::backend::{Command, dispatch};
+use crate::cli::{DecodeArgs, EncodeArgs, RuntimeArgs};
+use crate::speak::DECODE_WINDOW_FRAMES;
+use crate::{audio, codes, files, hub, sink};
+
+/// Audio file → codes JSON.
+pub fn encode(args: &EncodeArgs) -> Result<()> {
+    files::ensure_not_input(&args.codes_out, &[&args.audio])?;
+    files::ensure_writable(&args.codes_out)?;
+    dispatch(args.runtime.backend, args.runtime.dtype, Encode(args))
+}
+
+/// Codes JSON → WAV file.
+pub fn decode(args: &DecodeArgs) -> Result<()> {
+    if !sink::is_stdout(&args.output) {
+        files::ensure_not_input(&args.output, &[&args.codes])?;
+        files::ensure_writable(&args.output)?;
+    }
+    dispatch(args.runtime.backend, args.runtime.dtype, Decode(args))
+}
+
+fn load_dac<B: Backend>(runtime: &RuntimeArgs, device: &B::Device) -> Result<Dac<B>> {
+    let path = hub::dac_path(&runtime.dac, runtime.dac_path.as_deref(), runtime.quiet)?;
+    Dac::<B>::load(&path, device)
+        .with_context(|| format!("cannot load the codec from {}", path.display()))
+}
+
+struct Encode<'a>(&'a EncodeArgs);
+
+impl Command for Encode<'_> {
+    /// The codec always runs in f32, as the reference keeps it.
+    fn run<B: DiaBackend>(self, device: B::Device, _dtype: DType) -> Result<()> {
+        let args = self.0;
+        let dac = load_dac::<B>(&args.runtime, &device)?;
+        let samples = audio::read_mono(&args.audio, dac.config().sample_rate)?;
+        let codes = dac.encode_samples(&samples)?;
+        codes::write_codes(&args.codes_out, &codes)
+    }
+}
+
+struct Decode<'a>(&'a DecodeArgs);
+
+impl Command for Decode<'_> {
+    fn run<B: DiaBackend>(self, device: B::Device, _dtype: DType) -> Result<()> {
+        let args = self.0;
+        let dac = load_dac::<B>(&args.runtime, &device)?;
+        let config = dac.config();
+        let frames = codes::read_codes(&args.codes, config.n_codebooks, config.codebook_size)?;
+        // Window by window into the output: memory stays bounded however long the codes.
+        let mut out = sink::AudioSink::open(&args.output, config.sample_rate, args.wav_format)?;
+        let windows = StreamWindows {
+            first: DECODE_WINDOW_FRAMES,
+            max: DECODE_WINDOW_FRAMES,
+        };
+        let mut stream = dac.streaming_decoder(windows)?;
+        for piece in frames.chunks(DECODE_WINDOW_FRAMES) {
+            out.write(&stream.push(piece)?)?;
+        }
+        out.write(&stream.finish()?)?;
+        out.finish()
+    }
+}

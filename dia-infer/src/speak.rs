@@ -1,0 +1,263 @@
+//! The main command: texts (and optional voice prompts) to WAV files or raw PCM on stdout,
+//! written after each batch or, with `--stream`, while the model is still speaking.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::DType;
+use dia_burn::{StreamEvent, generate_streaming};
+use dia_dac::{Dac, StreamWindows};
+use dia_model::{
+    DiaBackend, DiaModel, GeneratedCodes, GenerationConfig, GenerationRequest, ModelOptions,
+    generate,
+};
+
+use crate::backend::{Command, dispatch};
+use crate::cli::GenerateArgs;
+use crate::jobs::Job;
+use crate::progress::Progress;
+use crate::sink::{self, AudioSink};
+use crate::{audio, codes, files, hub, jobs};
+
+/// Frames the codec decodes at a time: bounds memory on long outputs.
+pub const DECODE_WINDOW_FRAMES: usize = 256;
+
+/// Checks every job's inputs and outputs, then generates on the chosen backend.
+pub fn run(args: &GenerateArgs) -> Result<()> {
+    let jobs = jobs::from_args(args)?;
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let mut inputs: Vec<&Path> = jobs.iter().flat_map(Job::inputs).collect();
+    inputs.extend(args.batch.as_deref());
+    inputs.extend(args.text_file.as_deref());
+    sink::check_one_stdout(jobs.iter().map(|j| j.output.as_path()))?;
+    for job in &jobs {
+        for out in std::iter::once(&job.output).chain(job.codes_out.as_ref()) {
+            if !sink::is_stdout(out) {
+                files::ensure_not_input(out, &inputs)?;
+                files::ensure_writable(out)?;
+            }
+        }
+        for input in job.inputs() {
+            if !input.is_file() {
+                bail!("cannot read {}: no such file", input.display());
+            }
+        }
+    }
+    dispatch(
+        args.runtime.backend,
+        args.runtime.dtype,
+        Speak { args, jobs },
+    )
+}
+
+struct Speak<'a> {
+    args: &'a GenerateArgs,
+    jobs: Vec<Job>,
+}
+
+impl Command for Speak<'_> {
+    fn run<B: DiaBackend>(self, device: B::Device, dtype: DType) -> Result<()> {
+        let args = self.args;
+        let started = Instant::now();
+        let (model, dac) = load::<B>(args, &device, dtype)?;
+        let config = generation_config(args, &model);
+        let mut audio_seconds = 0.0;
+        for chunk in self.jobs.chunks(args.batch_size) {
+            let channels = model.config.decoder.num_channels;
+            let requests = chunk
+                .iter()
+                .map(|job| {
+                    Ok(GenerationRequest {
+                        text: job.model_text(),
+                        audio_prompt: prompt_codes(job, &dac, channels)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let batch = Batch {
+                model: &model,
+                dac: &dac,
+                config: &config,
+                args,
+            };
+            audio_seconds += if args.stream {
+                batch.streamed(chunk, &requests)?
+            } else {
+                batch.whole(chunk, &requests)?
+            };
+        }
+        if !args.runtime.quiet {
+            let wall = started.elapsed().as_secs_f64();
+            eprintln!(
+                "generated {audio_seconds:.2} s of audio in {wall:.2} s ({:.3}× realtime)",
+                audio_seconds / wall
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The model and the codec the arguments name, checked to speak the same channels.
+fn load<B: DiaBackend>(
+    args: &GenerateArgs,
+    device: &B::Device,
+    dtype: DType,
+) -> Result<(DiaModel<B>, Dac<B>)> {
+    let quiet = args.runtime.quiet;
+    let files = hub::model_files(&args.model, args.model_dir.as_deref(), quiet)?;
+    let options = ModelOptions {
+        dtype,
+        weights: args.weight_storage(),
+        ..ModelOptions::default()
+    };
+    let model = DiaModel::<B>::load_files(&files, options, device)
+        .with_context(|| format!("cannot load the model from {}", files.weights.display()))?;
+    let dac_path = hub::dac_path(&args.runtime.dac, args.runtime.dac_path.as_deref(), quiet)?;
+    let dac = Dac::<B>::load(&dac_path, device)
+        .with_context(|| format!("cannot load the codec from {}", dac_path.display()))?;
+    let channels = model.config.decoder.num_channels;
+    if dac.config().n_codebooks != channels {
+        bail!(
+            "the codec has {} codebooks but the model speaks {channels} channels",
+            dac.config().n_codebooks
+        );
+    }
+    Ok((model, dac))
+}
+
+/// The generation parameters of the command line (`--max-tokens` defaults to the model's limit).
+fn generation_config<B: DiaBackend>(args: &GenerateArgs, model: &DiaModel<B>) -> GenerationConfig {
+    GenerationConfig {
+        max_tokens: args
+            .max_tokens
+            .unwrap_or(model.config.decoder.max_position_embeddings),
+        cfg_scale: args.cfg_scale,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        cfg_filter_top_k: args.cfg_filter_top_k,
+        seed: args.seed,
+    }
+}
+
+/// One batch of jobs and what generates it.
+struct Batch<'a, B: DiaBackend> {
+    model: &'a DiaModel<B>,
+    dac: &'a Dac<B>,
+    config: &'a GenerationConfig,
+    args: &'a GenerateArgs,
+}
+
+impl<B: DiaBackend> Batch<'_, B> {
+    /// Generates the whole batch, then decodes and writes each job; returns seconds of audio.
+    fn whole(&self, jobs: &[Job], requests: &[GenerationRequest]) -> Result<f64> {
+        let frame_rate = self.dac.config().frame_rate();
+        let mut progress =
+            Progress::new(self.args.runtime.quiet, self.config.max_tokens, frame_rate);
+        let out = generate(self.model, requests, self.config, |event| {
+            progress.step(event.frame);
+            ControlFlow::Continue(())
+        })?;
+        progress.finish();
+        let mut seconds = 0.0;
+        for (job, generated) in jobs.iter().zip(&out) {
+            let samples = self.decode(job, generated)?;
+            let rate = self.dac.config().sample_rate;
+            sink::write_all(&job.output, &samples, rate, self.args.wav_format)?;
+            seconds += samples.len() as f64 / f64::from(rate);
+            write_codes(job, generated)?;
+        }
+        Ok(seconds)
+    }
+
+    /// Generates the batch while each job's audio goes to its output as it becomes final;
+    /// returns seconds of audio.
+    fn streamed(&self, jobs: &[Job], requests: &[GenerationRequest]) -> Result<f64> {
+        let rate = self.dac.config().sample_rate;
+        let mut sinks = jobs
+            .iter()
+            .map(|job| AudioSink::open(&job.output, rate, self.args.wav_format))
+            .collect::<Result<Vec<_>>>()?;
+        let frame_rate = self.dac.config().frame_rate();
+        let mut progress =
+            Progress::new(self.args.runtime.quiet, self.config.max_tokens, frame_rate);
+        let (mut samples, mut failure) = (0usize, None);
+        let windows = StreamWindows::default();
+        let out = generate_streaming(self.model, self.dac, requests, self.config, windows, |e| {
+            match e {
+                StreamEvent::Step(step) => progress.step(step.frame),
+                StreamEvent::Audio { item, samples: s } => {
+                    progress.audio();
+                    samples += s.len();
+                    if let Err(e) = sinks[item].write(s) {
+                        failure = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        progress.finish();
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        for ((job, generated), sink) in jobs.iter().zip(&out).zip(sinks) {
+            warn_if_empty(job, generated);
+            sink.finish()?;
+            write_codes(job, generated)?;
+        }
+        Ok(samples as f64 / f64::from(rate))
+    }
+
+    /// A job's samples, decoded window by window.
+    fn decode(&self, job: &Job, generated: &GeneratedCodes) -> Result<Vec<f32>> {
+        if warn_if_empty(job, generated) {
+            return Ok(Vec::new());
+        }
+        let codes = self.dac.frames_to_codes(&generated.codes)?;
+        let audio = self.dac.decode_chunked(codes, DECODE_WINDOW_FRAMES)?;
+        Ok(dia_dac::audio_to_vec(audio)?)
+    }
+}
+
+/// Warns when a job produced no frame (its output is then empty); returns whether it did.
+fn warn_if_empty(job: &Job, generated: &GeneratedCodes) -> bool {
+    let empty = generated.codes.is_empty();
+    if empty {
+        tracing::warn!(output = %job.output.display(), "nothing was generated: writing empty audio");
+    }
+    empty
+}
+
+/// Writes the job's codes JSON if it asked for one.
+fn write_codes(job: &Job, generated: &GeneratedCodes) -> Result<()> {
+    match &job.codes_out {
+        Some(path) => codes::write_codes(path, &generated.codes),
+        None => Ok(()),
+    }
+}
+
+/// The job's voice prompt as codes: encoded from audio, or read from codes JSON.
+fn prompt_codes<B: DiaBackend>(
+    job: &Job,
+    dac: &Dac<B>,
+    channels: usize,
+) -> Result<Option<Vec<Vec<u32>>>> {
+    if let Some(path) = &job.audio_prompt_codes {
+        return Ok(Some(codes::read_codes(
+            path,
+            channels,
+            dac.config().codebook_size,
+        )?));
+    }
+    let Some(path) = &job.audio_prompt else {
+        return Ok(None);
+    };
+    let samples = audio::read_mono(path, dac.config().sample_rate)?;
+    let codes = dac
+        .encode_samples(&samples)
+        .with_context(|| format!("cannot encode the audio prompt {}", path.display()))?;
+    Ok(Some(codes))
+}

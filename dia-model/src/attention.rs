@@ -1,0 +1,237 @@
+//! Attention with scale 1.0 and grouped KV heads: encoder/decoder self-attention (optionally
+//! with fused q/k/v) and decoder cross-attention.
+
+use crate::backend::DiaBackend;
+use crate::backend::generic::unit_scale;
+use crate::dense::Dense;
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::attention;
+use burn::tensor::{Bool, Tensor};
+
+use crate::cache::{CrossKv, KvCache};
+use crate::rope::RopeAngles;
+
+/// Head counts and size of one attention block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadShape {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// The q/k/v projections, as three matrices or one `[dim, (heads + 2·kv_heads)·head_dim]`.
+// One per layer, built once at load: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum QkvProjection<B: Backend> {
+    /// `q_proj`, `k_proj`, `v_proj` as in the checkpoint.
+    Separate(SeparateQkv<B>),
+    /// One matrix whose columns are q, then k, then v: one read of x, one matmul.
+    Fused(Dense<B>),
+}
+
+/// Three separate projections.
+#[derive(Module, Debug)]
+pub struct SeparateQkv<B: Backend> {
+    pub q_proj: Dense<B>,
+    pub k_proj: Dense<B>,
+    pub v_proj: Dense<B>,
+}
+
+impl<B: DiaBackend> QkvProjection<B> {
+    /// Builds the projection, joining the three weights' columns when `fused`.
+    pub fn new(q: Dense<B>, k: Dense<B>, v: Dense<B>, fused: bool) -> Self {
+        if fused {
+            Self::Fused(Dense::cat_columns(vec![q, k, v]))
+        } else {
+            Self::Separate(SeparateQkv {
+                q_proj: q,
+                k_proj: k,
+                v_proj: v,
+            })
+        }
+    }
+
+    /// `[batch, seq, dim]` → q `[batch, seq, heads·d]`, k and v `[batch, seq, kv_heads·d]`.
+    fn forward(&self, x: Tensor<B, 3>, shape: HeadShape) -> [Tensor<B, 3>; 3] {
+        match self {
+            Self::Separate(p) => [
+                p.q_proj.forward(x.clone()),
+                p.k_proj.forward(x.clone()),
+                p.v_proj.forward(x),
+            ],
+            Self::Fused(linear) => {
+                let q_dim = shape.heads * shape.head_dim;
+                let kv_dim = shape.kv_heads * shape.head_dim;
+                linear
+                    .forward_split(x, &[q_dim, kv_dim, kv_dim])
+                    .try_into()
+                    .expect("three widths, three parts")
+            }
+        }
+    }
+}
+
+/// Which keys each query may see.
+#[derive(Debug, Clone)]
+pub enum AttnMask<B: Backend> {
+    /// Every key.
+    None,
+    /// `[rows, 1, 1, keys]`, true where a key is padding.
+    Padding(Tensor<B, 4, Bool>),
+    /// Queries at positions `start..` see keys `0..=position` (decoder prefill).
+    Causal { start: usize },
+}
+
+/// `[batch, seq, heads·d]` → `[batch, heads, seq, d]`.
+fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    let [batch, seq, width] = x.dims();
+    x.reshape([batch, seq, heads, width / heads])
+        .swap_dims(1, 2)
+}
+
+/// `x` `[batch, seq, in]` through `proj` straight into `[batch, heads, seq, d]`: the product
+/// split by head, each part contiguous, stacked heads-first, so attention over the cached
+/// cross K/V never copies them again.
+fn project_heads<B: DiaBackend>(x: Tensor<B, 3>, proj: &Dense<B>, heads: usize) -> Tensor<B, 4> {
+    let [batch, seq, _] = x.dims();
+    let d = proj.dims()[1] / heads;
+    let per_head = proj
+        .forward_split(x, &vec![d; heads])
+        .into_iter()
+        .map(|h| h.reshape([batch, 1, seq, d]))
+        .collect();
+    Tensor::cat(per_head, 1)
+}
+
+/// `[batch, heads, seq, d]` → `[batch, seq, heads·d]`.
+fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [batch, heads, seq, dim] = x.dims();
+    x.swap_dims(1, 2).reshape([batch, seq, heads * dim])
+}
+
+/// softmax(q·kᵀ)·v with scale 1.0. q `[b, heads, tq, d]`, k/v `[b, kv_heads, tk, d]`; query
+/// head `h` uses KV head `h / (heads / kv_heads)`.
+pub fn attend<B: DiaBackend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: &AttnMask<B>,
+) -> Tensor<B, 4> {
+    let [batch, heads, tq, dim] = q.dims();
+    let [_, kv_heads, tk, _] = k.dims();
+    let group = heads / kv_heads;
+    if tq == 1 {
+        // One query per head (a decode step): the group of heads sharing a KV head plays the
+        // query axis, [b, heads, 1, d] → [b, kv_heads, group, d], so no KV head is copied.
+        let hidden = match mask {
+            AttnMask::Padding(m) => Some(m.clone()),
+            // The only query is the last position: causality hides none of the keys.
+            AttnMask::None | AttnMask::Causal { .. } => None,
+        };
+        let q = q.reshape([batch, kv_heads, group, dim]);
+        return B::attend_one(q, k, v, hidden).reshape([batch, heads, 1, dim]);
+    }
+    let (k, v) = if group > 1 {
+        let repeat = |t: Tensor<B, 4>| {
+            t.unsqueeze_dim::<5>(2)
+                .expand([batch, kv_heads, group, tk, dim])
+                .reshape([batch, heads, tk, dim])
+        };
+        (repeat(k), repeat(v))
+    } else {
+        (k, v)
+    };
+    let mask = match mask {
+        AttnMask::None => None,
+        AttnMask::Padding(m) => Some(m.clone().expand([batch, heads, tq, tk])),
+        AttnMask::Causal { start } => {
+            let device = q.device();
+            let rows = Tensor::<B, 1, burn::tensor::Int>::arange(
+                *start as i64..(*start + tq) as i64,
+                &device,
+            )
+            .reshape([tq, 1]);
+            let cols =
+                Tensor::<B, 1, burn::tensor::Int>::arange(0..tk as i64, &device).reshape([1, tk]);
+            let future = cols.greater(rows.expand([tq, tk]));
+            Some(future.unsqueeze::<4>().expand([batch, heads, tq, tk]))
+        }
+    };
+    attention(q, k, v, mask, None, unit_scale())
+}
+
+/// Self-attention with RoPE on q and k; the decoder's passes a KV cache.
+#[derive(Module, Debug)]
+pub struct SelfAttention<B: Backend> {
+    pub qkv: QkvProjection<B>,
+    pub o_proj: Dense<B>,
+    #[module(skip)]
+    pub shape: HeadShape,
+}
+
+impl<B: DiaBackend> SelfAttention<B> {
+    /// `x` `[batch, seq, dim]` at the positions of `rope`; with a cache, k/v are written at
+    /// `start..` and attention runs over the filled prefix.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeAngles<B>,
+        mask: &AttnMask<B>,
+        cache: Option<(&mut KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let [q, k, v] = self.qkv.forward(x, self.shape);
+        let q = rope.apply(split_heads(q, self.shape.heads));
+        let k = rope.apply(split_heads(k, self.shape.kv_heads));
+        let v = split_heads(v, self.shape.kv_heads);
+        let (k, v) = match cache {
+            Some((cache, start)) => cache.append(start, k, v),
+            None => (k, v),
+        };
+        self.o_proj.forward(merge_heads(attend(q, k, v, mask)))
+    }
+}
+
+/// Decoder cross-attention over the encoder output; RoPE only for the original checkpoint.
+#[derive(Module, Debug)]
+pub struct CrossAttention<B: Backend> {
+    pub q_proj: Dense<B>,
+    pub k_proj: Dense<B>,
+    pub v_proj: Dense<B>,
+    pub o_proj: Dense<B>,
+    #[module(skip)]
+    pub shape: HeadShape,
+}
+
+impl<B: DiaBackend> CrossAttention<B> {
+    /// K/V `[rows, kv_heads, text_len, d]` from the encoder output, keys rotated with encoder
+    /// positions when `key_rope` is given.
+    pub fn precompute(&self, enc: Tensor<B, 3>, key_rope: Option<&RopeAngles<B>>) -> CrossKv<B> {
+        let heads = self.shape.kv_heads;
+        let k = project_heads(enc.clone(), &self.k_proj, heads);
+        let v = project_heads(enc, &self.v_proj, heads);
+        let k = match key_rope {
+            Some(rope) => rope.apply(k),
+            None => k,
+        };
+        CrossKv { k, v }
+    }
+
+    /// `x` `[batch, seq, dim]` attending the cached encoder keys and values.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        kv: &CrossKv<B>,
+        query_rope: Option<&RopeAngles<B>>,
+        mask: &AttnMask<B>,
+    ) -> Tensor<B, 3> {
+        let q = split_heads(self.q_proj.forward(x), self.shape.heads);
+        let q = match query_rope {
+            Some(rope) => rope.apply(q),
+            None => q,
+        };
+        self.o_proj
+            .forward(merge_heads(attend(q, kv.k.clone(), kv.v.clone(), mask)))
+    }
+}

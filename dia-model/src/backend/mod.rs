@@ -1,0 +1,83 @@
+//! The backend hooks the model computes through (Burn's backend-extension pattern): each hook
+//! defaults to Burn's generic ops ([`generic`]), and a backend overrides one where it has a
+//! faster kernel. Any Burn backend runs the model once it implements [`DiaBackend`], usually
+//! with an empty `impl` block (see `ndarray.rs` and `cubecl.rs`); Flex's kernels live in `flex/`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+
+use crate::dense::Dense;
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cubecl;
+#[cfg(feature = "flex")]
+mod flex;
+pub mod generic;
+#[cfg(feature = "ndarray")]
+mod ndarray;
+
+/// A Burn backend the Dia model runs on, with the operations a backend may accelerate.
+pub trait DiaBackend: Backend {
+    /// `x` `[rows, in]` · `weight` `[in, out]` → `[rows, out]` in `x`'s dtype: every projection
+    /// of the model. A decode step has only two rows per item, so this is where its time goes.
+    fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {
+        generic::project(x, weight)
+    }
+
+    /// `x` `[rows, in]` · `weight` `[in, Σ widths]`, split by columns into `[rows, width]`
+    /// parts: the fused projections (q/k/v, gate/up). A backend whose strided views are slow
+    /// returns each part contiguous, so the element-wise work that follows stays fast.
+    fn project_split(
+        x: Tensor<Self, 2>,
+        weight: &Dense<Self>,
+        widths: &[usize],
+    ) -> Vec<Tensor<Self, 2>> {
+        generic::narrow_columns(Self::project(x, weight), widths)
+    }
+
+    /// Attention (scale 1) for one query position, as in a decode step: `q`
+    /// `[b, kv_heads, group, d]` holds the query heads sharing each KV head, `k`/`v`
+    /// `[b, kv_heads, len, d]` (often a view of the KV cache), `hidden` `[b, 1, 1, len]` is true
+    /// at masked keys. Returns `[b, kv_heads, group, d]` in `q`'s dtype.
+    fn attend_one(
+        q: Tensor<Self, 4>,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        hidden: Option<Tensor<Self, 4, Bool>>,
+    ) -> Tensor<Self, 4> {
+        generic::attend_one(q, k, v, hidden)
+    }
+
+    /// `silu(gate) · up`, the gated feed-forward's activation (`[rows, hidden]` per decode
+    /// step, every layer), in `gate`'s dtype.
+    fn silu_mul<const D: usize>(gate: Tensor<Self, D>, up: Tensor<Self, D>) -> Tensor<Self, D> {
+        generic::silu_mul(gate, up)
+    }
+
+    /// Writes `value` `[rows, heads, len, d]` into the KV cache `[rows, heads, max_len, d]` at
+    /// positions `start..start + len`: every decode step, so backends write in place.
+    fn cache_write(
+        cache: Tensor<Self, 4>,
+        start: usize,
+        value: Tensor<Self, 4>,
+    ) -> Tensor<Self, 4> {
+        generic::cache_write(cache, start, value)
+    }
+}
+
+/// Whether backends use their own kernels (the default) rather than Burn's generic ops.
+static CUSTOM_KERNELS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the backends' own kernels on or off for the whole process: off, every hook takes its
+/// [`generic`] default. For comparing the two paths (benchmarks, tests of the fallback that
+/// CPUs without AVX2 take); results agree within float rounding.
+pub fn set_custom_kernels(on: bool) {
+    CUSTOM_KERNELS.store(on, Ordering::Relaxed);
+}
+
+/// Whether the backends' own kernels are on (see [`set_custom_kernels`]).
+pub fn custom_kernels() -> bool {
+    CUSTOM_KERNELS.load(Ordering::Relaxed)
+}

@@ -1,0 +1,286 @@
+//! Building a [`DiaModel`] parameter by parameter, from a checkpoint in either format or from
+//! random values.
+
+use std::collections::HashSet;
+
+use burn::module::Param;
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::names::{Attn, CheckpointFormat, ModelParam, NormAt, Proj, Stack, Transform};
+use super::shards::Shards;
+use crate::attention::{CrossAttention, HeadShape, QkvProjection, SelfAttention};
+use crate::backend::DiaBackend;
+use crate::config::{DiaConfig, ModelVersion};
+use crate::decoder::{Decoder, DecoderLayer};
+use crate::dense::Dense;
+use crate::encoder::{Encoder, EncoderLayer};
+use crate::error::{DiaError, Result};
+use crate::mlp::Mlp;
+use crate::model::DiaModel;
+use crate::norm::RmsNorm;
+use crate::options::ModelOptions;
+use crate::rope::RotaryEmbedding;
+
+/// Where parameter values come from.
+pub(crate) enum Source<'a> {
+    /// A checkpoint in either format; `used` collects the keys read.
+    Checkpoint {
+        shards: &'a Shards,
+        format: CheckpointFormat,
+        used: HashSet<String>,
+    },
+    /// Uniform values with standard deviation 0.02 (norms 1.0) drawn from a seeded RNG.
+    Random(Box<ChaCha8Rng>),
+}
+
+impl Source<'_> {
+    /// Random values drawn from `seed`.
+    pub fn random(seed: u64) -> Self {
+        Self::Random(Box::new(ChaCha8Rng::seed_from_u64(seed)))
+    }
+}
+
+/// Reads parameters one at a time, converting each to the model's layout and dtype.
+pub(crate) struct Loader<'a, B: Backend> {
+    pub source: Source<'a>,
+    pub config: &'a DiaConfig,
+    pub options: ModelOptions,
+    pub device: &'a B::Device,
+}
+
+impl<B: DiaBackend> Loader<'_, B> {
+    /// The whole model.
+    pub fn build(&mut self) -> Result<DiaModel<B>> {
+        Ok(DiaModel {
+            encoder: self.encoder()?,
+            decoder: self.decoder()?,
+            config: self.config.clone(),
+        })
+    }
+
+    /// Fails on any checkpoint tensor the config did not account for.
+    pub fn check_all_used(&self) -> Result<()> {
+        let Source::Checkpoint { shards, used, .. } = &self.source else {
+            return Ok(());
+        };
+        match shards.keys().find(|k| !used.contains(*k)) {
+            Some(key) => Err(DiaError::UnexpectedTensor {
+                path: shards.path_of(key).to_path_buf(),
+                key: key.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn encoder(&mut self) -> Result<Encoder<B>> {
+        let e = self.config.encoder.clone();
+        let shape = HeadShape {
+            heads: e.num_attention_heads,
+            kv_heads: e.num_key_value_heads,
+            head_dim: e.head_dim,
+        };
+        let embedding = Param::from_tensor(self.tensor::<2>(ModelParam::TextEmbedding)?);
+        let norm = |at| ModelParam::Norm(Stack::Encoder, at);
+        let mut layers = Vec::with_capacity(e.num_hidden_layers);
+        for i in 0..e.num_hidden_layers {
+            layers.push(EncoderLayer {
+                pre_sa_norm: self.norm(norm(NormAt::PreSa(i)), e.norm_eps)?,
+                self_attention: self.self_attention(Stack::Encoder, i, shape)?,
+                post_sa_norm: self.norm(norm(NormAt::PostSa(i)), e.norm_eps)?,
+                mlp: self.mlp(Stack::Encoder, i)?,
+            });
+        }
+        Ok(Encoder {
+            embedding,
+            layers,
+            norm: self.norm(norm(NormAt::Final), e.norm_eps)?,
+            rope: self.rope(e.head_dim, e.rope_theta, e.max_position_embeddings),
+        })
+    }
+
+    fn decoder(&mut self) -> Result<Decoder<B>> {
+        let (e, d) = (self.config.encoder.clone(), self.config.decoder.clone());
+        let embeddings = (0..d.num_channels)
+            .map(|c| {
+                self.tensor::<2>(ModelParam::AudioEmbedding(c))
+                    .map(Param::from_tensor)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let layers = (0..d.num_hidden_layers)
+            .map(|j| self.decoder_layer(j))
+            .collect::<Result<Vec<_>>>()?;
+        // The original version rotates cross-attention keys at encoder positions, so its
+        // table must cover the text length as well as the decoder positions.
+        let cross_positions = d.max_position_embeddings.max(e.max_position_embeddings);
+        let cross_rope = (self.config.version == ModelVersion::Original)
+            .then(|| self.rope(d.cross_head_dim, d.rope_theta, cross_positions));
+        Ok(Decoder {
+            embeddings,
+            layers,
+            norm: self.norm(ModelParam::Norm(Stack::Decoder, NormAt::Final), d.norm_eps)?,
+            logits_dense: self.dense(ModelParam::LogitsDense)?,
+            rope: self.rope(d.head_dim, d.rope_theta, d.max_position_embeddings),
+            cross_rope,
+        })
+    }
+
+    fn decoder_layer(&mut self, j: usize) -> Result<DecoderLayer<B>> {
+        let d = self.config.decoder.clone();
+        let self_shape = HeadShape {
+            heads: d.num_attention_heads,
+            kv_heads: d.num_key_value_heads,
+            head_dim: d.head_dim,
+        };
+        let cross = |p| ModelParam::Attention(Stack::Decoder, j, Attn::CrossAttention, p);
+        let norm = |at| ModelParam::Norm(Stack::Decoder, at);
+        Ok(DecoderLayer {
+            pre_sa_norm: self.norm(norm(NormAt::PreSa(j)), d.norm_eps)?,
+            self_attention: self.self_attention(Stack::Decoder, j, self_shape)?,
+            pre_ca_norm: self.norm(norm(NormAt::PreCa(j)), d.norm_eps)?,
+            cross_attention: CrossAttention {
+                q_proj: self.dense(cross(Proj::Q))?,
+                k_proj: self.dense(cross(Proj::K))?,
+                v_proj: self.dense(cross(Proj::V))?,
+                o_proj: self.dense(cross(Proj::O))?,
+                shape: HeadShape {
+                    heads: d.cross_num_attention_heads,
+                    kv_heads: d.cross_num_key_value_heads,
+                    head_dim: d.cross_head_dim,
+                },
+            },
+            pre_mlp_norm: self.norm(norm(NormAt::PreMlp(j)), d.norm_eps)?,
+            mlp: self.mlp(Stack::Decoder, j)?,
+        })
+    }
+
+    fn self_attention(
+        &mut self,
+        stack: Stack,
+        layer: usize,
+        shape: HeadShape,
+    ) -> Result<SelfAttention<B>> {
+        let id = |p| ModelParam::Attention(stack, layer, Attn::SelfAttention, p);
+        let (q, k, v) = (
+            self.dense(id(Proj::Q))?,
+            self.dense(id(Proj::K))?,
+            self.dense(id(Proj::V))?,
+        );
+        Ok(SelfAttention {
+            qkv: QkvProjection::new(q, k, v, self.options.fused_qkv),
+            o_proj: self.dense(id(Proj::O))?,
+            shape,
+        })
+    }
+
+    fn mlp(&mut self, stack: Stack, layer: usize) -> Result<Mlp<B>> {
+        Ok(Mlp {
+            wi_fused: self.dense(ModelParam::MlpIn(stack, layer))?,
+            wo: self.dense(ModelParam::MlpOut(stack, layer))?,
+        })
+    }
+
+    fn norm(&mut self, id: ModelParam, eps: f64) -> Result<RmsNorm<B>> {
+        Ok(RmsNorm::new(self.tensor::<1>(id)?, eps))
+    }
+
+    fn rope(&self, head_dim: usize, theta: f64, positions: usize) -> RotaryEmbedding<B> {
+        RotaryEmbedding::new(
+            head_dim,
+            theta,
+            positions,
+            self.options.rope_table,
+            self.device,
+        )
+    }
+
+    /// A projection, stored as the options say; float weights are made in their storage dtype
+    /// directly, int8 ones quantized from f32.
+    fn dense(&mut self, id: ModelParam) -> Result<Dense<B>> {
+        let storage = self.options.weight_storage();
+        let (values, shape) = self.values(id)?;
+        let dtype = match storage {
+            crate::WeightStorage::F16 => DType::F16,
+            crate::WeightStorage::BF16 => DType::BF16,
+            crate::WeightStorage::F32 | crate::WeightStorage::Int8 => DType::F32,
+        };
+        let weight = Tensor::from_data(TensorData::new(values, shape), (self.device, dtype));
+        Ok(Dense::new(weight, storage))
+    }
+
+    /// A parameter other than a projection: f32 for norms, the compute dtype otherwise.
+    fn tensor<const D: usize>(&mut self, id: ModelParam) -> Result<Tensor<B, D>> {
+        let dtype = if id.is_norm() {
+            DType::F32
+        } else {
+            self.options.dtype
+        };
+        let (values, shape) = self.values(id)?;
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            (self.device, dtype),
+        ))
+    }
+
+    /// One parameter's f32 values in the model's layout, and its shape.
+    fn values(&mut self, id: ModelParam) -> Result<(Vec<f32>, Vec<usize>)> {
+        let spec = id.spec(self.config);
+        let values = match &mut self.source {
+            Source::Checkpoint {
+                shards,
+                format,
+                used,
+            } => {
+                let stored = match format {
+                    CheckpointFormat::Nari => spec.nari,
+                    CheckpointFormat::Transformers => spec.transformers,
+                };
+                let values = read_stored(shards, &stored)?;
+                used.insert(stored.key);
+                values
+            }
+            Source::Random(rng) => {
+                let len = spec.shape.iter().product();
+                if id.is_norm() {
+                    vec![1.0; len]
+                } else {
+                    // Uniform on ±0.02·√3 has standard deviation 0.02.
+                    let a = 0.02 * 3f32.sqrt();
+                    (0..len).map(|_| rng.random_range(-a..a)).collect()
+                }
+            }
+        };
+        Ok((values, spec.shape))
+    }
+}
+
+/// A stored tensor's values, checked against its expected shape and transformed.
+fn read_stored(shards: &Shards, stored: &super::names::StoredTensor) -> Result<Vec<f32>> {
+    let raw = shards.get(&stored.key)?;
+    if raw.shape != stored.shape {
+        return Err(DiaError::ShapeMismatch {
+            path: raw.path.to_path_buf(),
+            key: stored.key.clone(),
+            expected: stored.shape.clone(),
+            found: raw.shape,
+        });
+    }
+    Ok(match stored.transform {
+        Transform::Reshape => raw.to_f32()?,
+        Transform::Rows { start, len } => raw.rows(start, len).to_f32()?,
+        Transform::Transpose => transpose(&raw.to_f32()?, stored.shape[0], stored.shape[1]),
+    })
+}
+
+/// Row-major `[rows, cols]` → `[cols, rows]`.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for (r, row) in values.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! The safetensors files of a checkpoint, single-file or sharded, memory-mapped and read tensor
+//! by tensor.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{DiaError, Result};
+
+/// One memory-mapped safetensors file with its parsed header.
+struct Shard {
+    path: PathBuf,
+    mmap: Mmap,
+    /// Byte offset of the data section.
+    data_start: usize,
+    tensors: HashMap<String, safetensors::tensor::TensorInfo>,
+}
+
+impl Shard {
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| DiaError::io(path, e))?;
+        // SAFETY: the file is opened read-only and only read through this map; a checkpoint
+        // changed by another process while we read it is outside what we can guard against.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| DiaError::io(path, e))?;
+        let corrupt = |message: String| DiaError::Corrupt {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (header_len, metadata) =
+            SafeTensors::read_metadata(&mmap).map_err(|e| corrupt(e.to_string()))?;
+        let data_start = 8 + header_len;
+        let tensors: HashMap<_, _> = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| (name, info.clone()))
+            .collect();
+        let data_len = mmap.len().saturating_sub(data_start);
+        if let Some((name, info)) = tensors.iter().find(|(_, i)| i.data_offsets.1 > data_len) {
+            return Err(corrupt(format!(
+                "tensor `{name}` ends at byte {} but the file holds {data_len} data bytes \
+                 (truncated?)",
+                info.data_offsets.1
+            )));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            mmap,
+            data_start,
+            tensors,
+        })
+    }
+}
+
+/// A raw tensor borrowed from a checkpoint: its file, shape, dtype and bytes.
+pub(crate) struct RawTensor<'a> {
+    pub path: &'a Path,
+    pub key: &'a str,
+    pub shape: Vec<usize>,
+    dtype: Dtype,
+    bytes: &'a [u8],
+}
+
+impl RawTensor<'_> {
+    /// Rows `start..start + len` along the first axis (bounds are checked by the caller
+    /// against the expected shape).
+    pub fn rows(mut self, start: usize, len: usize) -> Self {
+        let row_elems: usize = self.shape[1..].iter().product();
+        let elem = self.dtype.bitsize() / 8;
+        self.bytes = &self.bytes[start * row_elems * elem..(start + len) * row_elems * elem];
+        self.shape[0] = len;
+        self
+    }
+
+    /// Converts the stored elements to `f32`, whatever float type the file uses.
+    pub fn to_f32(&self) -> Result<Vec<f32>> {
+        let b = self.bytes;
+        Ok(match self.dtype {
+            Dtype::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F16 => b
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => b
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(DiaError::UnsupportedDtype {
+                    path: self.path.to_path_buf(),
+                    key: self.key.to_string(),
+                    dtype: format!("{other:?}"),
+                });
+            }
+        })
+    }
+}
+
+/// All shards of one checkpoint and which shard holds each tensor.
+pub(crate) struct Shards {
+    shards: Vec<Shard>,
+    index: BTreeMap<String, usize>,
+}
+
+impl Shards {
+    /// Opens a single safetensors file.
+    pub fn open_file(path: &Path) -> Result<Self> {
+        Self::from_shards(vec![Shard::open(path)?])
+    }
+
+    /// Opens the shards listed by a `model.safetensors.index.json`.
+    pub fn open_index(index_path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(index_path).map_err(|e| DiaError::io(index_path, e))?;
+        let corrupt = |message: String| DiaError::Corrupt {
+            path: index_path.to_path_buf(),
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let weight_map = value
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| corrupt("no `weight_map` object".into()))?;
+        let dir = index_path.parent().unwrap_or(Path::new("."));
+        let mut files: Vec<&str> = weight_map.values().filter_map(|v| v.as_str()).collect();
+        files.sort_unstable();
+        files.dedup();
+        let shards = files
+            .iter()
+            .map(|f| Shard::open(&dir.join(f)))
+            .collect::<Result<Vec<_>>>()?;
+        let opened = Self::from_shards(shards)?;
+        if let Some(key) = weight_map.keys().find(|k| !opened.index.contains_key(*k)) {
+            return Err(corrupt(format!(
+                "`{key}` is listed in the index but is in none of its shards"
+            )));
+        }
+        Ok(opened)
+    }
+
+    fn from_shards(shards: Vec<Shard>) -> Result<Self> {
+        let mut index = BTreeMap::new();
+        for (i, shard) in shards.iter().enumerate() {
+            for key in shard.tensors.keys() {
+                index.insert(key.clone(), i);
+            }
+        }
+        Ok(Self { shards, index })
+    }
+
+    /// Every tensor name in the checkpoint, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.index.keys().map(String::as_str)
+    }
+
+    /// The path of the shard that holds `key`, or of the first shard if none does.
+    pub fn path_of(&self, key: &str) -> &Path {
+        let shard = self.index.get(key).copied().unwrap_or(0);
+        self.shards
+            .get(shard)
+            .map_or(Path::new("<checkpoint>"), |s| s.path.as_path())
+    }
+
+    /// Borrows tensor `key`, failing with an error that names the file if it is absent.
+    pub fn get<'a>(&'a self, key: &'a str) -> Result<RawTensor<'a>> {
+        let shard = self
+            .index
+            .get(key)
+            .and_then(|&i| self.shards.get(i))
+            .ok_or_else(|| DiaError::MissingTensor {
+                path: self.path_of(key).to_path_buf(),
+                key: key.to_string(),
+            })?;
+        let info = &shard.tensors[key];
+        let (start, end) = info.data_offsets;
+        let bytes = &shard.mmap[shard.data_start + start..shard.data_start + end];
+        Ok(RawTensor {
+            path: &shard.path,
+            key,
+            shape: info.shape.clone(),
+            dtype: info.dtype,
+            bytes,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! Generating codes from text: the reference's decoding loop (CFG rows, audio-prompt prefill,
+//! delay pattern, EOS countdown, teacher forcing while prompts last) as a step-level state
+//! machine ([`Decoding`]), and [`generate`], the loop over it.
+
+mod decoding;
+mod delay;
+mod sampling;
+mod validate;
+
+use std::ops::ControlFlow;
+
+pub use self::decoding::{DecodeStep, Decoding};
+pub use self::delay::DelayedTokens;
+pub use self::sampling::{Sampler, SamplerParams, SpecialIds};
+use crate::backend::DiaBackend;
+use crate::error::Result;
+use crate::model::DiaModel;
+
+/// Generation parameters; the defaults are the reference's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenerationConfig {
+    /// Absolute decoder frames, BOS and audio prompt included.
+    pub max_tokens: usize,
+    pub cfg_scale: f32,
+    /// 0 decodes greedily.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub cfg_filter_top_k: usize,
+    pub seed: u64,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens: 3072,
+            cfg_scale: 3.0,
+            temperature: 1.2,
+            top_p: 0.95,
+            cfg_filter_top_k: 45,
+            seed: 0,
+        }
+    }
+}
+
+/// One text to speak, optionally continuing an audio prompt given as DAC codes `[frames][9]`
+/// (whose transcript must begin the text, as the reference requires).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerationRequest {
+    pub text: String,
+    pub audio_prompt: Option<Vec<Vec<u32>>>,
+}
+
+/// Why an item stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Channel 0 produced EOS.
+    Eos,
+    /// The length cap at `max_tokens − max_delay` was reached.
+    LengthCap,
+    /// The step callback asked to stop.
+    Stopped,
+}
+
+/// One item's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedCodes {
+    /// Delay-free codes `[frames][channels]`, each in `0..=1023`.
+    pub codes: Vec<Vec<u32>>,
+    pub end: EndReason,
+    /// Text tokens dropped because the text was longer than the model's text length.
+    pub truncated_text_tokens: usize,
+}
+
+/// What the step callback sees: the decoder frame index written and each item's codes.
+#[derive(Debug)]
+pub struct StepEvent<'a> {
+    /// Absolute decoder frame just written (1 for the first generated frame without a prompt).
+    pub frame: usize,
+    /// Frames the loop can run at most (`max_tokens`).
+    pub max_frames: usize,
+    /// Per item, the (still delayed) codes of this frame.
+    pub codes: &'a [Vec<u32>],
+}
+
+/// Generates codes for every request in one batch (two CFG rows per item); `on_step` sees
+/// every decoded frame and may stop the run, which keeps what is final so far.
+pub fn generate<B: DiaBackend>(
+    model: &DiaModel<B>,
+    requests: &[GenerationRequest],
+    config: &GenerationConfig,
+    mut on_step: impl FnMut(&StepEvent) -> ControlFlow<()>,
+) -> Result<Vec<GeneratedCodes>> {
+    let mut decoding = Decoding::new(model, requests, config)?;
+    while let Some(step) = decoding.step()? {
+        let event = StepEvent {
+            frame: step.frame,
+            max_frames: config.max_tokens,
+            codes: &step.codes,
+        };
+        if on_step(&event).is_break() {
+            return Ok(decoding.stop());
+        }
+    }
+    Ok(decoding.finish())
+}

@@ -1,0 +1,51 @@
+//! Dia (Nari Labs' text-to-dialogue model) in Burn, generic over the backend.
+//!
+//! Load a checkpoint with [`DiaModel::load`], then generate DAC codes with [`generate`] (or
+//! step by step with [`Decoding`]); `dia-dac` turns the codes into audio. Backends plug in
+//! through [`DiaBackend`]; [`BackendKind`] picks one at run time by name.
+//!
+//! Cargo features: `flex` (default, the fast CPU backend), `ndarray`, `wgpu`, `cuda`. A
+//! GPU-only application can turn the default off (`default-features = false, features =
+//! ["cuda"]`) and compile no CPU backend.
+
+mod attention;
+pub mod backend;
+mod cache;
+mod checkpoint;
+mod config;
+mod decoder;
+mod dense;
+mod encoder;
+mod error;
+mod generation;
+mod mlp;
+mod model;
+mod norm;
+mod options;
+mod rope;
+mod runtime;
+mod tokenizer;
+
+pub use attention::{AttnMask, CrossAttention, HeadShape, QkvProjection, SelfAttention};
+pub use backend::DiaBackend;
+pub use cache::{CrossKv, DecoderState, KvCache};
+pub use checkpoint::CheckpointFiles;
+pub use checkpoint::names::{
+    Attn, CheckpointFormat, ModelParam, NormAt, ParamSpec, Proj, Stack, StoredTensor, Transform,
+};
+pub use config::{DecoderConfig, DiaConfig, EncoderConfig, ModelVersion};
+pub use decoder::{Decoder, DecoderLayer};
+pub use dense::{Dense, Int8Weight};
+pub use encoder::{Encoder, EncoderLayer};
+pub use error::{DiaError, Result};
+pub use generation::{
+    DecodeStep, Decoding, DelayedTokens, EndReason, GeneratedCodes, GenerationConfig,
+    GenerationRequest, Sampler, SamplerParams, SpecialIds, StepEvent, generate,
+};
+pub use mlp::Mlp;
+pub use model::{DiaModel, TextBatch};
+pub use norm::RmsNorm;
+pub use options::{ModelOptions, WeightStorage, parse_dtype};
+pub use rope::{RopeAngles, RotaryEmbedding};
+pub use runtime::{BackendKind, OnBackend, dtype_name, ensure_dtype};
+pub use tokenizer::{EncodedText, TEXT_PAD_ID, encode_text};

@@ -1,0 +1,137 @@
+//! Streaming speech through the library: audio handed over while decoding equals the codec's
+//! decode of the finished codes, arrives at the structural minimum, and stops cleanly.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use dia_burn::dia_dac::{Dac, StreamWindows};
+use dia_burn::dia_model::{
+    DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, generate,
+};
+use dia_burn::{StreamEvent, generate_streaming};
+
+type B = burn_flex::Flex;
+
+fn asset(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/fixtures")
+        .join(name)
+}
+
+fn requests() -> Vec<GenerationRequest> {
+    vec![
+        GenerationRequest {
+            text: "[S1] Hello world. [S2] How are you today? (laughs)".into(),
+            audio_prompt: None,
+        },
+        GenerationRequest {
+            text: "[S2] A voice prompt first, then this.".into(),
+            audio_prompt: Some(vec![vec![7, 1, 4, 1, 5, 9, 2, 6, 5]; 5]),
+        },
+    ]
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(
+            0.0,
+            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+        )
+}
+
+#[test]
+fn streamed_audio_equals_the_whole_decode() {
+    let device = Default::default();
+    let model = DiaModel::<B>::load(&asset("dia-tiny"), ModelOptions::default(), &device).unwrap();
+    let dac = Dac::<B>::load(asset("dac-tiny-hf"), &device).unwrap();
+    let context = dac.decoder_context_frames();
+    for temperature in [0.0, 1.0] {
+        let config = GenerationConfig {
+            max_tokens: 120,
+            temperature,
+            seed: 11,
+            ..GenerationConfig::default()
+        };
+        let mut audio = vec![Vec::new(); 2];
+        let mut first_audio_frame = None;
+        let mut frame = 0;
+        let codes = generate_streaming(
+            &model,
+            &dac,
+            &requests(),
+            &config,
+            StreamWindows::default(),
+            |event| {
+                match event {
+                    StreamEvent::Step(step) => frame = step.frame,
+                    StreamEvent::Audio { item, samples } => {
+                        first_audio_frame.get_or_insert(frame);
+                        audio[item].extend_from_slice(samples);
+                    }
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        let plain = generate(&model, &requests(), &config, |_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(codes, plain, "streaming generates the same codes");
+        for (item, got) in codes.iter().enumerate() {
+            assert!(!got.codes.is_empty());
+            let whole = dac.decode_frames(&got.codes).unwrap();
+            let diff = max_abs_diff(&audio[item], &whole);
+            assert!(
+                diff <= 1e-5,
+                "item {item}, temperature {temperature}: off by {diff}"
+            );
+        }
+        // Item 0 has no prompt: its frame 0 is final at decoder frame 1 + 15, and its first
+        // samples need `context` more frames.
+        assert_eq!(
+            first_audio_frame,
+            Some(1 + 15 + context),
+            "first audio at the minimum"
+        );
+    }
+}
+
+#[test]
+fn stopping_mid_stream_keeps_what_was_handed_over() {
+    let device = Default::default();
+    let model = DiaModel::<B>::load(&asset("dia-tiny"), ModelOptions::default(), &device).unwrap();
+    let dac = Dac::<B>::load(asset("dac-tiny-hf"), &device).unwrap();
+    let config = GenerationConfig {
+        max_tokens: 200,
+        temperature: 0.0,
+        ..GenerationConfig::default()
+    };
+    let mut audio = Vec::new();
+    let mut chunks = 0;
+    let codes = generate_streaming(
+        &model,
+        &dac,
+        &requests()[..1],
+        &config,
+        StreamWindows { first: 1, max: 2 },
+        |event| {
+            if let StreamEvent::Audio { samples, .. } = event {
+                audio.extend_from_slice(samples);
+                chunks += 1;
+                if chunks == 3 {
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert_eq!(chunks, 3, "no event after the stop");
+    assert_eq!(codes[0].end, EndReason::Stopped);
+    // 1 + 2 + 2 frames of samples so far; the stopped codes reach past them (right context).
+    let hop = dac.config().hop_length();
+    assert_eq!(audio.len(), 5 * hop);
+    let whole = dac.decode_frames(&codes[0].codes).unwrap();
+    assert!(max_abs_diff(&audio, &whole[..audio.len()]) <= 1e-5);
+}
