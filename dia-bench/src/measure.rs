@@ -235,13 +235,8 @@ fn max_tokens<B: Backend>(model: &DiaModel<B>) -> usize {
     model.config.decoder.max_position_embeddings.min(3072)
 }
 
-struct StepTimes {
-    first_ms: f64,
-    step_ms: Vec<f64>,
-}
-
-/// Generates with the reference's sampling settings, timing every step after the warm-up.
-fn decode_steps<B: DiaBackend>(model: &DiaModel<B>, plan: &Plan) -> Result<StepTimes> {
+/// What every timed generation speaks: [`TEXT`] with the reference's sampling settings.
+fn bench_generation<B: DiaBackend>(model: &DiaModel<B>) -> (GenerationConfig, GenerationRequest) {
     let config = GenerationConfig {
         max_tokens: max_tokens(model),
         ..GenerationConfig::default()
@@ -250,6 +245,17 @@ fn decode_steps<B: DiaBackend>(model: &DiaModel<B>, plan: &Plan) -> Result<StepT
         text: TEXT.into(),
         audio_prompt: None,
     };
+    (config, request)
+}
+
+struct StepTimes {
+    first_ms: f64,
+    step_ms: Vec<f64>,
+}
+
+/// Generates with the reference's sampling settings, timing every step after the warm-up.
+fn decode_steps<B: DiaBackend>(model: &DiaModel<B>, plan: &Plan) -> Result<StepTimes> {
+    let (config, request) = bench_generation(model);
     let start = Instant::now();
     let mut last = start;
     let mut first_ms = None;
@@ -278,14 +284,7 @@ fn decode_steps<B: DiaBackend>(model: &DiaModel<B>, plan: &Plan) -> Result<StepT
 
 /// Milliseconds from the start of a streaming generation of [`TEXT`] to its first samples.
 fn first_audio_ms<B: DiaBackend>(model: &DiaModel<B>, dac: &Dac<B>) -> Result<f64> {
-    let config = GenerationConfig {
-        max_tokens: max_tokens(model),
-        ..GenerationConfig::default()
-    };
-    let request = GenerationRequest {
-        text: TEXT.into(),
-        audio_prompt: None,
-    };
+    let (config, request) = bench_generation(model);
     let start = Instant::now();
     let mut first = None;
     generate_streaming(
