@@ -117,6 +117,19 @@ impl<B: Backend> Dac<B> {
         &self,
         frames: &[impl AsRef<[u32]>],
     ) -> Result<Tensor<B, 3, Int>, DacError> {
+        let flat = self.check_frames(frames)?;
+        Ok(
+            Tensor::<B, 1, Int>::from_ints(flat.as_slice(), &self.device())
+                // [frames, n] → [1, n, frames]
+                .reshape([frames.len(), self.config.n_codebooks])
+                .transpose()
+                .unsqueeze_dim(0),
+        )
+    }
+
+    /// Checks time-major frames (at least one, each `n_codebooks` codes in range) on the host,
+    /// before a u32 can wrap in a narrower backend integer; returns them flattened.
+    pub(crate) fn check_frames(&self, frames: &[impl AsRef<[u32]>]) -> Result<Vec<i64>, DacError> {
         let n = self.config.n_codebooks;
         if frames.is_empty() || frames.iter().any(|frame| frame.as_ref().len() != n) {
             return Err(DacError::InputShape {
@@ -125,7 +138,6 @@ impl<B: Backend> Dac<B> {
                 found: frames.iter().map(|frame| frame.as_ref().len()).collect(),
             });
         }
-        // Checked on the host, before a u32 can wrap in a narrower backend integer.
         let flat: Vec<i64> = frames
             .iter()
             .flat_map(|frame| frame.as_ref().iter().map(|&c| i64::from(c)))
@@ -133,13 +145,7 @@ impl<B: Backend> Dac<B> {
         if let Some(at) = flat.iter().position(|&c| !self.is_valid_code(c)) {
             return Err(self.out_of_range(flat[at], 0, at % n, at / n));
         }
-        Ok(
-            Tensor::<B, 1, Int>::from_ints(flat.as_slice(), &self.device())
-                // [frames, n] → [1, n, frames]
-                .reshape([frames.len(), n])
-                .transpose()
-                .unsqueeze_dim(0),
-        )
+        Ok(flat)
     }
 
     /// Time-major frames → mono samples, decoded in one pass.

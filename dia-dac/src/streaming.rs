@@ -74,7 +74,7 @@ impl<B: Backend> StreamingDecoder<'_, B> {
             return Ok(Vec::new());
         }
         // Checked here so a bad frame fails at its push, not at a later decode.
-        self.dac.frames_to_codes(frames)?;
+        self.dac.check_frames(frames)?;
         self.frames
             .extend(frames.iter().map(|f| f.as_ref().to_vec()));
         let mut samples = Vec::new();

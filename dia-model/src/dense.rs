@@ -32,11 +32,8 @@ impl<B: Backend> Dense<B> {
     /// Stores an `[in, out]` weight as `storage` says: cast to a float dtype, or quantized to
     /// int8 with one scale per output column (symmetric; an all-zero column keeps scale 1).
     pub fn new(weight: Tensor<B, 2>, storage: WeightStorage) -> Self {
-        let dtype = match storage {
-            WeightStorage::Int8 => return Self::Int8(Int8Weight::quantize(weight)),
-            WeightStorage::F32 => DType::F32,
-            WeightStorage::F16 => DType::F16,
-            WeightStorage::BF16 => DType::BF16,
+        let Some(dtype) = storage.float_dtype() else {
+            return Self::Int8(Int8Weight::quantize(weight));
         };
         let weight = if weight.dtype() == dtype {
             weight

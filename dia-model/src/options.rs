@@ -29,6 +29,16 @@ impl WeightStorage {
         }
     }
 
+    /// The dtype a float storage holds; `None` for int8.
+    pub fn float_dtype(self) -> Option<DType> {
+        match self {
+            Self::F32 => Some(DType::F32),
+            Self::F16 => Some(DType::F16),
+            Self::BF16 => Some(DType::BF16),
+            Self::Int8 => None,
+        }
+    }
+
     /// The lower-case name used on command lines and in reports (`f32`, `f16`, `bf16`, `int8`).
     pub fn name(self) -> &'static str {
         match self {

@@ -201,11 +201,7 @@ impl<B: DiaBackend> Loader<'_, B> {
     fn dense(&mut self, id: ModelParam) -> Result<Dense<B>> {
         let storage = self.options.weight_storage();
         let (values, shape) = self.values(id)?;
-        let dtype = match storage {
-            crate::WeightStorage::F16 => DType::F16,
-            crate::WeightStorage::BF16 => DType::BF16,
-            crate::WeightStorage::F32 | crate::WeightStorage::Int8 => DType::F32,
-        };
+        let dtype = storage.float_dtype().unwrap_or(DType::F32);
         let weight = Tensor::from_data(TensorData::new(values, shape), (self.device, dtype));
         Ok(Dense::new(weight, storage))
     }

@@ -163,15 +163,15 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
         let logits = host_logits(logits, cur)?;
         let mut codes = self.sample(&logits);
         self.force_tails(cur, &mut codes);
+        let max_delay = self.model.config.max_delay();
         if !self.bos_over {
-            let (step, max_delay) = (self.step, self.model.config.max_delay());
+            let step = self.step;
             self.bos_over = self.items.iter().all(|it| step > it.prefill + max_delay);
         }
         if cur < self.tokens.len() {
             self.write(cur, &codes);
         }
         self.step = cur;
-        let max_delay = self.model.config.max_delay();
         let new_frames = self
             .items
             .iter_mut()
