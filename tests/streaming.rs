@@ -1,8 +1,10 @@
 //! Streaming speech through the library: audio handed over while decoding equals the codec's
 //! decode of the finished codes, arrives at the structural minimum, and stops cleanly.
 
+mod common;
+
+use common::{asset, max_abs_diff};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 
 use dia_burn::dia_dac::{Dac, StreamWindows};
 use dia_burn::dia_model::{
@@ -11,12 +13,6 @@ use dia_burn::dia_model::{
 use dia_burn::{StreamEvent, generate_streaming};
 
 type B = burn_flex::Flex;
-
-fn asset(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/fixtures")
-        .join(name)
-}
 
 fn requests() -> Vec<GenerationRequest> {
     vec![
@@ -29,17 +25,6 @@ fn requests() -> Vec<GenerationRequest> {
             audio_prompt: Some(vec![vec![7, 1, 4, 1, 5, 9, 2, 6, 5]; 5]),
         },
     ]
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "length");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(
-            0.0,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        )
 }
 
 #[test]

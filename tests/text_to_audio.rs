@@ -1,18 +1,14 @@
 //! Library end to end: text → Dia codes → DAC waveform, as an embedding application does it.
 
+mod common;
+
+use common::asset;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 
 use dia_burn::dia_dac::Dac;
 use dia_burn::dia_model::{
     DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, generate,
 };
-
-fn asset(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/fixtures")
-        .join(name)
-}
 
 #[test]
 fn text_becomes_a_waveform_of_frames_times_hop() {

@@ -3,9 +3,11 @@
 //!
 //! `dia-bench report` runs each configuration in a child process (so peak memory is its own and
 //! a crash is one failed row) and writes `report.json`, `report.md` and `report.svg`.
+//! `dia-bench seams` measures the joins of long-form audio ([`seams`]).
 
 pub mod chart;
 pub mod machine;
 pub mod measure;
 pub mod report;
+pub mod seams;
 pub mod setting;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use dia_bench::machine::Machine;
 use dia_bench::measure::{Plan, Row, measure};
 use dia_bench::report::Report;
+use dia_bench::seams::{self, SeamPlan};
 use dia_bench::setting::{Knob, Precision, Setting, Size};
 use dia_model::BackendKind;
 
@@ -26,6 +27,9 @@ struct Cli {
 enum Cmd {
     /// Runs the matrix and writes report.json, report.md and report.svg.
     Report(ReportArgs),
+    /// Decodes long-form passes as one code sequence and pass by pass, and writes how the
+    /// audio differs at each join (seams.md, seams.json).
+    Seams(SeamArgs),
     /// Measures one configuration and prints its row as JSON (used by `report`).
     #[command(hide = true)]
     RunOne {
@@ -67,6 +71,22 @@ struct ReportArgs {
     out: PathBuf,
     #[command(flatten)]
     plan: PlanArgs,
+}
+
+#[derive(Args)]
+struct SeamArgs {
+    /// Passes to join.
+    #[arg(long, default_value_t = 4)]
+    passes: usize,
+    /// Frames per pass (86 frames are a second at 44.1 kHz).
+    #[arg(long, default_value_t = 172)]
+    pass_frames: usize,
+    /// Seed of the random codec weights and codes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Directory for seams.md and seams.json.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -133,7 +153,30 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Report(args) => report(args),
+        Cmd::Seams(args) => seams(&args),
     }
+}
+
+fn seams(args: &SeamArgs) -> Result<()> {
+    if args.passes < 2 || args.pass_frames == 0 {
+        bail!("--passes must be at least 2 and --pass-frames at least 1");
+    }
+    let plan = SeamPlan {
+        passes: args.passes,
+        pass_frames: args.pass_frames,
+        seed: args.seed,
+    };
+    let report = seams::measure_seams(&plan)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::write(
+        args.out.join("seams.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    let table = seams::markdown(&report);
+    std::fs::write(args.out.join("seams.md"), &table)?;
+    print!("{table}");
+    Ok(())
 }
 
 fn report(args: ReportArgs) -> Result<()> {

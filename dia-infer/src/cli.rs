@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use burn::tensor::DType;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dia_model::{BackendKind, WeightStorage};
+use dia_model::{BackendKind, LongFormOptions, WeightStorage};
 
 /// Text in, 44.1 kHz speech out: Nari Labs' Dia and the Descript Audio Codec on Burn.
 #[derive(Debug, Parser)]
@@ -71,6 +71,14 @@ fn parse_weights(s: &str) -> Result<WeightStorage, String> {
 }
 
 impl GenerateArgs {
+    /// How long scripts are cut into passes and carried.
+    pub fn long_form(&self) -> LongFormOptions {
+        LongFormOptions {
+            chunk_seconds: self.chunk_seconds,
+            context_seconds: self.context_seconds,
+        }
+    }
+
     /// The weight storage asked for (`--int8` is `--weights int8`); `None`: the compute dtype.
     pub fn weight_storage(&self) -> Option<WeightStorage> {
         if self.int8 {
@@ -143,9 +151,17 @@ pub struct GenerateArgs {
     /// Transcript of the audio prompt, prepended to the text as the model requires.
     #[arg(long)]
     pub prompt_transcript: Option<String>,
-    /// Also write the generated codes as JSON `[frames][channels]`.
+    /// Also write the generated codes as JSON `[frames][channels]` (every pass's frames).
     #[arg(long)]
     pub codes_out: Option<PathBuf>,
+    /// Estimated seconds of speech per pass: a script longer than that (or than the model's
+    /// text length) is spoken in passes, cut at speaker turns, each conditioned on the end of
+    /// the one before so every speaker keeps one voice.
+    #[arg(long, default_value_t = 15.0)]
+    pub chunk_seconds: f32,
+    /// Estimated seconds of the previous pass's end that condition the next pass.
+    #[arg(long, default_value_t = 5.0)]
+    pub context_seconds: f32,
     /// JSONL file of jobs (`text`, `output`, optional `codes_out`, `audio_prompt`,
     /// `audio_prompt_codes`, `prompt_transcript`), generated together.
     #[arg(long, conflicts_with_all = ["text", "text_file"])]

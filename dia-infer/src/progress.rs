@@ -1,5 +1,5 @@
-//! The progress line of a generation: frames decoded, speed, and (when streaming) how long the
-//! first audio took.
+//! The progress line of a generation: the pass of a long script, frames decoded, speed, and
+//! (when streaming) how long the first audio took.
 
 use std::time::Instant;
 
@@ -9,6 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Progress {
     bar: ProgressBar,
     started: Instant,
+    /// Steps decoded over every pass.
+    steps: usize,
     frame_rate: f64,
     first_audio_s: Option<f64>,
 }
@@ -21,21 +23,33 @@ impl Progress {
         } else {
             ProgressBar::new(frames as u64)
         };
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix}{bar:40} {pos}/{len} frames, {msg}")
+        {
             bar.set_style(style);
         }
         Self {
             bar,
             started: Instant::now(),
+            steps: 0,
             frame_rate,
             first_audio_s: None,
+        }
+    }
+
+    /// Pass `pass` of `passes` of a long script starts.
+    pub fn pass(&mut self, pass: usize, passes: usize) {
+        if passes > 1 {
+            self.bar.set_prefix(format!("pass {}/{passes} ", pass + 1));
+            tracing::info!(pass = pass + 1, passes, "pass");
         }
     }
 
     /// Decoder frame `frame` was written.
     pub fn step(&mut self, frame: usize) {
         self.bar.set_position(frame as u64);
-        let steps_per_s = frame as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        self.steps += 1;
+        let steps_per_s = self.steps as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         let mut message = format!(
             "{steps_per_s:.1} steps/s, {:.2}× realtime",
             steps_per_s / self.frame_rate

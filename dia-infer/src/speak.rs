@@ -1,5 +1,6 @@
 //! The main command: texts (and optional voice prompts) to WAV files or raw PCM on stdout,
-//! written after each batch or, with `--stream`, while the model is still speaking.
+//! written after each batch or, with `--stream`, while the model is still speaking; scripts
+//! too long for one pass are spoken in passes and always written as they go.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -7,11 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
-use dia_burn::{StreamEvent, generate_streaming};
+use dia_burn::{LongStreamEvent, generate_long_streaming};
 use dia_dac::{Dac, StreamWindows};
 use dia_model::{
-    DiaBackend, DiaModel, GeneratedCodes, GenerationConfig, GenerationRequest, ModelOptions,
-    generate,
+    DiaBackend, DiaModel, GeneratedCodes, GenerationConfig, GenerationRequest, LongFormEvent,
+    LongFormRequest, ModelOptions, VoicePrompt, generate, plan,
 };
 
 use crate::backend::{Command, dispatch};
@@ -30,6 +31,9 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    args.long_form()
+        .check()
+        .context("invalid --chunk-seconds or --context-seconds")?;
     let mut inputs: Vec<&Path> = jobs.iter().flat_map(Job::inputs).collect();
     inputs.extend(args.batch.as_deref());
     inputs.extend(args.text_file.as_deref());
@@ -66,16 +70,13 @@ impl Command for Speak<'_> {
         let (model, dac) = load::<B>(args, &device, dtype)?;
         let config = generation_config(args, &model);
         let mut audio_seconds = 0.0;
+        let text_len = model.config.encoder.max_position_embeddings;
+        let plan_options = args.long_form().plan_options(text_len);
         for chunk in self.jobs.chunks(args.batch_size) {
             let channels = model.config.decoder.num_channels;
-            let requests = chunk
+            let prompts = chunk
                 .iter()
-                .map(|job| {
-                    Ok(GenerationRequest {
-                        text: job.model_text(),
-                        audio_prompt: prompt_codes(job, &dac, channels)?,
-                    })
-                })
+                .map(|job| prompt_codes(job, &dac, channels))
                 .collect::<Result<Vec<_>>>()?;
             let batch = Batch {
                 model: &model,
@@ -83,9 +84,12 @@ impl Command for Speak<'_> {
                 config: &config,
                 args,
             };
-            audio_seconds += if args.stream {
-                batch.streamed(chunk, &requests)?
+            let long = chunk.iter().any(|j| plan(&j.text, &plan_options).len() > 1);
+            audio_seconds += if args.stream || long {
+                let requests: Vec<_> = chunk.iter().zip(prompts).map(long_request).collect();
+                batch.long(chunk, &requests)?
             } else {
+                let requests: Vec<_> = chunk.iter().zip(prompts).map(plain_request).collect();
                 batch.whole(chunk, &requests)?
             };
         }
@@ -167,14 +171,14 @@ impl<B: DiaBackend> Batch<'_, B> {
             let rate = self.dac.config().sample_rate;
             sink::write_all(&job.output, &samples, rate, self.args.wav_format)?;
             seconds += samples.len() as f64 / f64::from(rate);
-            write_codes(job, generated)?;
+            write_codes(job, &generated.codes)?;
         }
         Ok(seconds)
     }
 
-    /// Generates the batch while each job's audio goes to its output as it becomes final;
-    /// returns seconds of audio.
-    fn streamed(&self, jobs: &[Job], requests: &[GenerationRequest]) -> Result<f64> {
+    /// Speaks the batch in passes ([`generate_long_streaming`]; one pass when a script fits)
+    /// while each job's audio goes to its output as it becomes final; returns seconds of audio.
+    fn long(&self, jobs: &[Job], requests: &[LongFormRequest]) -> Result<f64> {
         let rate = self.dac.config().sample_rate;
         let mut sinks = jobs
             .iter()
@@ -184,11 +188,17 @@ impl<B: DiaBackend> Batch<'_, B> {
         let mut progress =
             Progress::new(self.args.runtime.quiet, self.config.max_tokens, frame_rate);
         let (mut samples, mut failure) = (0usize, None);
+        let options = self.args.long_form();
         let windows = StreamWindows::default();
-        let out = generate_streaming(self.model, self.dac, requests, self.config, windows, |e| {
+        let (model, dac, config) = (self.model, self.dac, self.config);
+        let out = generate_long_streaming(model, dac, requests, config, &options, windows, |e| {
             match e {
-                StreamEvent::Step(step) => progress.step(step.frame),
-                StreamEvent::Audio { item, samples: s } => {
+                LongStreamEvent::Progress(LongFormEvent::Pass { pass, passes, .. }) => {
+                    progress.pass(pass, passes)
+                }
+                LongStreamEvent::Progress(LongFormEvent::Step(step)) => progress.step(step.frame),
+                LongStreamEvent::Progress(_) => {}
+                LongStreamEvent::Audio { item, samples: s } => {
                     progress.audio();
                     samples += s.len();
                     if let Err(e) = sinks[item].write(s) {
@@ -204,16 +214,17 @@ impl<B: DiaBackend> Batch<'_, B> {
             return Err(e);
         }
         for ((job, generated), sink) in jobs.iter().zip(&out).zip(sinks) {
-            warn_if_empty(job, generated);
+            let codes = generated.codes();
+            warn_if_empty(job, &codes);
             sink.finish()?;
-            write_codes(job, generated)?;
+            write_codes(job, &codes)?;
         }
         Ok(samples as f64 / f64::from(rate))
     }
 
     /// A job's samples, decoded window by window.
     fn decode(&self, job: &Job, generated: &GeneratedCodes) -> Result<Vec<f32>> {
-        if warn_if_empty(job, generated) {
+        if warn_if_empty(job, &generated.codes) {
             return Ok(Vec::new());
         }
         let codes = self.dac.frames_to_codes(&generated.codes)?;
@@ -222,9 +233,28 @@ impl<B: DiaBackend> Batch<'_, B> {
     }
 }
 
+/// A job as one generation: its prompt's transcript and text, and its prompt.
+fn plain_request((job, prompt): (&Job, Option<Vec<Vec<u32>>>)) -> GenerationRequest {
+    GenerationRequest {
+        text: job.model_text(),
+        audio_prompt: prompt,
+    }
+}
+
+/// A job as a script spoken in passes, its prompt (with transcript) conditioning the first.
+fn long_request((job, prompt): (&Job, Option<Vec<Vec<u32>>>)) -> LongFormRequest {
+    LongFormRequest {
+        script: job.text.clone(),
+        voice: prompt.map(|codes| VoicePrompt {
+            transcript: job.prompt_transcript.clone().unwrap_or_default(),
+            codes,
+        }),
+    }
+}
+
 /// Warns when a job produced no frame (its output is then empty); returns whether it did.
-fn warn_if_empty(job: &Job, generated: &GeneratedCodes) -> bool {
-    let empty = generated.codes.is_empty();
+fn warn_if_empty(job: &Job, codes: &[Vec<u32>]) -> bool {
+    let empty = codes.is_empty();
     if empty {
         tracing::warn!(output = %job.output.display(), "nothing was generated: writing empty audio");
     }
@@ -232,9 +262,9 @@ fn warn_if_empty(job: &Job, generated: &GeneratedCodes) -> bool {
 }
 
 /// Writes the job's codes JSON if it asked for one.
-fn write_codes(job: &Job, generated: &GeneratedCodes) -> Result<()> {
+fn write_codes(job: &Job, codes: &[Vec<u32>]) -> Result<()> {
     match &job.codes_out {
-        Some(path) => codes::write_codes(path, &generated.codes),
+        Some(path) => codes::write_codes(path, codes),
         None => Ok(()),
     }
 }

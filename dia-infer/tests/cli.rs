@@ -488,19 +488,85 @@ fn bad_inputs_fail_with_clear_messages() {
 }
 
 #[test]
-fn over_long_text_warns_how_much_was_dropped() {
+fn over_long_prompt_transcript_warns_how_much_was_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("o.wav");
-    let text = format!("[S1] {}", "a".repeat(200));
+    let (out, prompt) = (dir.path().join("o.wav"), dir.path().join("p.json"));
+    write_prompt_codes("case1_prompt0", &prompt);
+    let transcript = format!("[S1] {}", "a".repeat(150));
     let o = dia_tiny(
         "flex",
-        &[&text, "--max-tokens", "40", "-o", out.to_str().unwrap()],
+        &[
+            "[S2] hi.",
+            "--audio-prompt-codes",
+            prompt.to_str().unwrap(),
+            "--prompt-transcript",
+            &transcript,
+            "--max-tokens",
+            "60",
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
     assert_ok(&o);
-    // 202 tokens over a text length of 96: 106 dropped.
+    // 152 transcript tokens, a newline and 5 text tokens over a text length of 96: 62 dropped.
     assert!(
-        stderr(&o).contains("text length of 96: 106 tokens dropped"),
+        stderr(&o).contains("text length of 96: 62 tokens dropped"),
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_script_longer_than_a_pass_is_spoken_in_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let script: String = (0..10)
+        .map(|i| format!("[S{}] Line number {i} of the script. ", 1 + i % 2))
+        .collect();
+    let run = |wav: &str, codes: &str| {
+        dia_tiny(
+            "flex",
+            &[
+                &script,
+                "--seed",
+                "3",
+                "--max-tokens",
+                "60",
+                "--chunk-seconds",
+                "4",
+                "--codes-out",
+                p(codes).to_str().unwrap(),
+                "-o",
+                p(wav).to_str().unwrap(),
+            ],
+        )
+    };
+    let o = run("a.wav", "a.json");
+    assert_ok(&o);
+    assert!(!stderr(&o).contains("dropped"), "{}", stderr(&o));
+    let codes = read_codes(&p("a.json"));
+    let frames = codes.as_array().unwrap().len();
+    // One pass of 60 decoder positions holds at most 60 − 1 − 15 new frames.
+    assert!(frames > 44, "{frames} frames: several passes");
+    let samples = hound::WavReader::open(p("a.wav")).unwrap().len() as usize;
+    assert_eq!(samples, frames * TINY_HOP);
+    assert_ok(&run("b.wav", "b.json"));
+    assert_eq!(read_codes(&p("b.json")), codes, "same script, same codes");
+    assert_eq!(
+        std::fs::read(p("b.wav")).unwrap(),
+        std::fs::read(p("a.wav")).unwrap()
+    );
+}
+
+#[test]
+fn bad_long_form_options_are_refused() {
+    for flag in [
+        "--chunk-seconds=0",
+        "--chunk-seconds=nan",
+        "--context-seconds=-1",
+    ] {
+        let o = dia_tiny("flex", &["[S1] Hi.", flag, "-o", "x.wav"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("seconds"), "{}", stderr(&o));
+    }
 }

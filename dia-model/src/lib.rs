@@ -1,8 +1,9 @@
 //! Dia (Nari Labs' text-to-dialogue model) in Burn, generic over the backend.
 //!
 //! Load a checkpoint with [`DiaModel::load`], then generate DAC codes with [`generate`] (or
-//! step by step with [`Decoding`]); `dia-dac` turns the codes into audio. Backends plug in
-//! through [`DiaBackend`]; [`BackendKind`] picks one at run time by name.
+//! step by step with [`Decoding`], or a script of any length in passes with
+//! [`generate_long`]); `dia-dac` turns the codes into audio. Backends plug in through
+//! [`DiaBackend`]; [`BackendKind`] picks one at run time by name.
 //!
 //! Cargo features: `flex` (default, the fast CPU backend), `ndarray`, `wgpu`, `cuda`. A
 //! GPU-only application can turn the default off (`default-features = false, features =
@@ -18,6 +19,7 @@ mod dense;
 mod encoder;
 mod error;
 mod generation;
+mod longform;
 mod mlp;
 mod model;
 mod norm;
@@ -41,6 +43,11 @@ pub use error::{DiaError, Result};
 pub use generation::{
     DecodeStep, Decoding, DelayedTokens, EndReason, GeneratedCodes, GenerationConfig,
     GenerationRequest, Sampler, SamplerParams, SpecialIds, StepEvent, generate,
+};
+pub use longform::{
+    CJK_CHARS_PER_SECOND, LETTERS_PER_SECOND, LongFormEvent, LongFormOptions, LongFormOutput,
+    LongFormRequest, NON_VERBAL_SECONDS, Pass, PassOutput, PlanOptions, Segment, VoiceMemory,
+    VoicePrompt, estimate_seconds, generate_long, pass_seed, plan, render, text_tokens, turns,
 };
 pub use mlp::Mlp;
 pub use model::{DiaModel, TextBatch};
