@@ -15,18 +15,25 @@ use dia_model::{
     WeightStorage, encode_text,
 };
 
-/// `[2, 2048] · [2048, 8192]`: the MLP input projection of a full-size decode step (CFG rows).
+/// Decode-shape projections of a full-size step (two CFG rows): the MLP input
+/// `[2, 2048] · [2048, 8192]` and output `[2, 8192] · [8192, 2048]`.
 fn projection(c: &mut Criterion) {
+    for (k, n) in [(2048, 8192), (8192, 2048)] {
+        projection_shape(c, k, n);
+    }
+}
+
+fn projection_shape(c: &mut Criterion, k: usize, n: usize) {
     let device = Default::default();
-    let mut group = c.benchmark_group("projection_2x2048x8192");
-    let x = Tensor::<Flex, 3>::random([1, 2, 2048], Distribution::Default, &device);
+    let mut group = c.benchmark_group(format!("projection_2x{k}x{n}"));
+    let x = Tensor::<Flex, 3>::random([1, 2, k], Distribution::Default, &device);
     for storage in [
         WeightStorage::F32,
         WeightStorage::F16,
         WeightStorage::BF16,
         WeightStorage::Int8,
     ] {
-        let w = Tensor::<Flex, 2>::random([2048, 8192], Distribution::Default, &device);
+        let w = Tensor::<Flex, 2>::random([k, n], Distribution::Default, &device);
         let dense = Dense::new(w, storage);
         let dtype = match &dense {
             Dense::Float(w) => w.val().dtype(),
@@ -34,7 +41,7 @@ fn projection(c: &mut Criterion) {
         };
         let xd = x.clone().cast(dtype);
         if let Dense::Float(w) = &dense {
-            let (x2, w) = (xd.clone().reshape([2, 2048]), w.val());
+            let (x2, w) = (xd.clone().reshape([2, k]), w.val());
             group.bench_function(format!("burn_matmul_{storage}"), |b| {
                 b.iter(|| black_box(x2.clone().matmul(w.clone())))
             });

@@ -99,7 +99,11 @@ pub fn measure_seams(plan: &SeamPlan) -> Result<SeamReport> {
 /// The two decodes at the join starting sample `j`, within `window` samples of it.
 fn measure_join(joined: &[f32], separate: &[f32], j: usize, window: usize, ms: f64) -> Join {
     let range = j.saturating_sub(window)..(j + window).min(joined.len());
-    let diff = |i: usize| (joined[i] - separate[i]).abs();
+    // NaN counts as infinitely different (`f32::max` would skip it).
+    let diff = |i: usize| match (joined[i] - separate[i]).abs() {
+        d if d.is_nan() => f32::INFINITY,
+        d => d,
+    };
     let differs: Vec<usize> = range.clone().filter(|&i| diff(i) > 1e-4).collect();
     let span = match (differs.first(), differs.last()) {
         (Some(a), Some(b)) => (b - a + 1) as f64 * ms,

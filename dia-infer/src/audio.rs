@@ -13,10 +13,11 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 /// Reads an audio file (wav, mp3, flac, ogg), averages its channels and resamples it to
-/// `sample_rate`. Empty or silent audio is an error: it cannot carry a voice.
-pub fn read_mono(path: &Path, sample_rate: u32) -> Result<Vec<f32>> {
-    let (samples, rate) =
-        decode_mono(path).with_context(|| format!("cannot read audio {}", path.display()))?;
+/// `sample_rate`. Empty or silent audio is an error: it cannot carry a voice; so is audio
+/// longer than `max_seconds`, known from the header (when it says) before anything is decoded.
+pub fn read_mono(path: &Path, sample_rate: u32, max_seconds: Option<f64>) -> Result<Vec<f32>> {
+    let (samples, rate) = decode_mono(path, max_seconds)
+        .with_context(|| format!("cannot read audio {}", path.display()))?;
     if samples.is_empty() {
         bail!("audio {} holds no samples", path.display());
     }
@@ -30,7 +31,7 @@ pub fn read_mono(path: &Path, sample_rate: u32) -> Result<Vec<f32>> {
         .with_context(|| format!("cannot resample {}", path.display()))
 }
 
-fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32)> {
+fn decode_mono(path: &Path, max_seconds: Option<f64>) -> Result<(Vec<f32>, u32)> {
     let file = std::fs::File::open(path)?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
@@ -56,6 +57,15 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32)> {
         .codec_params
         .sample_rate
         .context("unknown sample rate")?;
+    if let (Some(max), Some(frames)) = (max_seconds, track.codec_params.n_frames) {
+        let seconds = frames as f64 / f64::from(rate);
+        if seconds > max {
+            bail!(
+                "it is {seconds:.1} s long; the model can continue at most {max:.1} s \
+                 (raise --max-tokens or cut the prompt)"
+            );
+        }
+    }
     let mut decoder =
         symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default())?;
     let mut mono = Vec::new();

@@ -40,7 +40,7 @@ impl Command for Encode<'_> {
     fn run<B: DiaBackend>(self, device: B::Device, _dtype: DType) -> Result<()> {
         let args = self.0;
         let dac = load_dac::<B>(&args.runtime, &device)?;
-        let samples = audio::read_mono(&args.audio, dac.config().sample_rate)?;
+        let samples = audio::read_mono(&args.audio, dac.config().sample_rate, None)?;
         let codes = dac.encode_samples(&samples)?;
         codes::write_codes(&args.codes_out, &codes)
     }

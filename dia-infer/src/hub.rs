@@ -1,44 +1,94 @@
-//! Model and codec files: a local path, or a download from the Hugging Face hub into its
-//! standard cache (`$HF_HOME/hub`, by default `~/.cache/huggingface/hub`).
+//! Model and codec files: a local path, or a repository of the Hugging Face hub through its
+//! standard cache (`$HF_HOME/hub`, by default `~/.cache/huggingface/hub`). Files already in the
+//! cache are used without a request; with `HF_HUB_OFFLINE=1` nothing is ever downloaded and a
+//! file missing from the cache is an error naming it and the cache.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use dia_model::CheckpointFiles;
-use hf_hub::api::sync::ApiBuilder;
+use hf_hub::Cache;
+use hf_hub::api::sync::{ApiBuilder, ApiRepo};
+
+/// One hub repository, read through the cache.
+struct HubRepo {
+    name: String,
+    cache: Cache,
+    /// `None` when offline.
+    api: Option<ApiRepo>,
+}
+
+impl HubRepo {
+    /// The repository `name` under the cache `HF_HOME` names, online unless `HF_HUB_OFFLINE`.
+    fn open(name: &str, quiet: bool) -> Result<Self> {
+        let cache = Cache::from_env();
+        let api = if offline() {
+            None
+        } else {
+            let api = ApiBuilder::from_cache(cache.clone())
+                .with_progress(!quiet)
+                .build()?;
+            Some(api.model(name.to_string()))
+        };
+        Ok(Self {
+            name: name.to_string(),
+            cache,
+            api,
+        })
+    }
+
+    /// The path of `file`: from the cache, else downloaded into it.
+    fn get(&self, file: &str) -> Result<PathBuf> {
+        if let Some(path) = self.cache.model(self.name.clone()).get(file) {
+            return Ok(path);
+        }
+        match &self.api {
+            Some(api) => api.get(file).with_context(|| {
+                format!(
+                    "cannot download {file} from the hub repository {}",
+                    self.name
+                )
+            }),
+            None => bail!(
+                "{file} of {} is not in the hub cache {} and HF_HUB_OFFLINE is set",
+                self.name,
+                self.cache.path().display()
+            ),
+        }
+    }
+
+    /// The path of `file` if the repository has it (a missing optional file is not an error).
+    fn get_optional(&self, file: &str) -> Option<PathBuf> {
+        self.get(file).ok()
+    }
+}
+
+/// Whether `HF_HUB_OFFLINE` asks for no network, as huggingface_hub reads it (1, true, yes, on).
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
 
 /// The Dia checkpoint: `--model-dir`, or the hub repository's config and weights.
 pub fn model_files(repo: &str, local: Option<&Path>, quiet: bool) -> Result<CheckpointFiles> {
     if let Some(dir) = local {
         return Ok(CheckpointFiles::in_dir(dir)?);
     }
-    let api = ApiBuilder::new().with_progress(!quiet).build()?;
-    let repo_api = api.model(repo.to_string());
-    let fetch = |file: &str| {
-        repo_api
-            .get(file)
-            .with_context(|| format!("cannot download {file} from the hub repository {repo}"))
-    };
-    let config = fetch("config.json")?;
+    let hub = HubRepo::open(repo, quiet)?;
+    let config = hub.get("config.json")?;
     // 0626 ships transformers shards with an index; the original ships one model.safetensors.
-    let weights = match repo_api.get("model.safetensors.index.json") {
-        Ok(index) => {
-            let text = std::fs::read_to_string(&index)?;
-            let value: serde_json::Value = serde_json::from_str(&text)?;
-            let mut shards: Vec<String> = value["weight_map"]
-                .as_object()
-                .context("model.safetensors.index.json has no weight_map")?
-                .values()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect();
-            shards.sort();
-            shards.dedup();
-            for shard in &shards {
-                fetch(shard)?;
+    let weights = match hub.get_optional("model.safetensors.index.json") {
+        Some(index) => {
+            for shard in CheckpointFiles::shard_names(&index)? {
+                hub.get(&shard)?;
             }
             index
         }
-        Err(_) => fetch("model.safetensors")?,
+        None => hub.get("model.safetensors")?,
     };
     Ok(CheckpointFiles { config, weights })
 }
@@ -48,14 +98,11 @@ pub fn dac_path(repo: &str, local: Option<&Path>, quiet: bool) -> Result<PathBuf
     if let Some(path) = local {
         return Ok(path.to_path_buf());
     }
-    let api = ApiBuilder::new().with_progress(!quiet).build()?;
-    let repo_api = api.model(repo.to_string());
-    let mut dir = None;
-    for file in ["config.json", "model.safetensors"] {
-        let path = repo_api
-            .get(file)
-            .with_context(|| format!("cannot download {file} from the hub repository {repo}"))?;
-        dir = path.parent().map(Path::to_path_buf);
-    }
-    dir.context("empty download path")
+    let hub = HubRepo::open(repo, quiet)?;
+    hub.get("config.json")?;
+    let weights = hub.get("model.safetensors")?;
+    weights
+        .parent()
+        .map(Path::to_path_buf)
+        .context("empty download path")
 }

@@ -21,6 +21,9 @@ pub struct Job {
     pub audio_prompt_codes: Option<PathBuf>,
     #[serde(default)]
     pub prompt_transcript: Option<String>,
+    /// Where the job was given, for messages: "the text" or "FILE line N".
+    #[serde(skip)]
+    pub origin: String,
 }
 
 impl Job {
@@ -59,8 +62,9 @@ pub fn from_args(args: &GenerateArgs) -> Result<Vec<Job>> {
         audio_prompt: args.audio_prompt.clone(),
         audio_prompt_codes: args.audio_prompt_codes.clone(),
         prompt_transcript: args.prompt_transcript.clone(),
+        origin: "the text".into(),
     };
-    check(&job, "the text")?;
+    check(&job)?;
     Ok(vec![job])
 }
 
@@ -84,9 +88,11 @@ fn read_batch(path: &Path) -> Result<Vec<Job>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let job: Job = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not a valid job", path.display(), n + 1))?;
-        check(&job, &format!("{} line {}", path.display(), n + 1))?;
+        let origin = format!("{} line {}", path.display(), n + 1);
+        let mut job: Job =
+            serde_json::from_str(line).with_context(|| format!("{origin}: not a valid job"))?;
+        job.origin = origin;
+        check(&job)?;
         jobs.push(job);
     }
     if jobs.is_empty() {
@@ -95,7 +101,8 @@ fn read_batch(path: &Path) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-fn check(job: &Job, what: &str) -> Result<()> {
+fn check(job: &Job) -> Result<()> {
+    let what = &job.origin;
     if job.text.trim().is_empty() {
         bail!("{what} is empty");
     }

@@ -3,7 +3,7 @@
 //! too long for one pass are spoken in passes and always written as they go.
 
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -11,8 +11,8 @@ use burn::tensor::DType;
 use dia_burn::{LongStreamEvent, generate_long_streaming};
 use dia_dac::{Dac, StreamWindows};
 use dia_model::{
-    DiaBackend, DiaModel, GeneratedCodes, GenerationConfig, GenerationRequest, LongFormEvent,
-    LongFormRequest, ModelOptions, VoicePrompt, generate, plan,
+    CheckpointFiles, DiaBackend, DiaModel, GeneratedCodes, GenerationConfig, GenerationRequest,
+    LongFormEvent, LongFormRequest, ModelOptions, VoicePrompt, generate, plan,
 };
 
 use crate::backend::{Command, dispatch};
@@ -25,7 +25,8 @@ use crate::{audio, codes, files, hub, jobs};
 /// Frames the codec decodes at a time: bounds memory on long outputs.
 pub const DECODE_WINDOW_FRAMES: usize = 256;
 
-/// Checks every job's inputs and outputs, then generates on the chosen backend.
+/// Checks every job's inputs and outputs, finds the model and codec files (on the hub, through
+/// its cache), checks the outputs against them too, then generates on the chosen backend.
 pub fn run(args: &GenerateArgs) -> Result<()> {
     let jobs = jobs::from_args(args)?;
     if args.batch_size == 0 {
@@ -37,47 +38,68 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let mut inputs: Vec<&Path> = jobs.iter().flat_map(Job::inputs).collect();
     inputs.extend(args.batch.as_deref());
     inputs.extend(args.text_file.as_deref());
-    sink::check_one_stdout(jobs.iter().map(|j| j.output.as_path()))?;
-    for job in &jobs {
-        for out in std::iter::once(&job.output).chain(job.codes_out.as_ref()) {
-            if !sink::is_stdout(out) {
-                files::ensure_not_input(out, &inputs)?;
-                files::ensure_writable(out)?;
-            }
-        }
-        for input in job.inputs() {
-            if !input.is_file() {
-                bail!("cannot read {}: no such file", input.display());
-            }
+    for input in jobs.iter().flat_map(Job::inputs) {
+        if !input.is_file() {
+            bail!("cannot read {}: no such file", input.display());
         }
     }
-    dispatch(
-        args.runtime.backend,
-        args.runtime.dtype,
-        Speak { args, jobs },
-    )
+    let outputs: Vec<&Path> = jobs
+        .iter()
+        .flat_map(|j| std::iter::once(&j.output).chain(j.codes_out.as_ref()))
+        .map(PathBuf::as_path)
+        .collect();
+    sink::check_one_stdout(outputs.iter().copied())?;
+    let files: Vec<&Path> = outputs
+        .into_iter()
+        .filter(|o| !sink::is_stdout(o))
+        .collect();
+    files::check_outputs(&files, &inputs)?;
+    let quiet = args.runtime.quiet;
+    let model = hub::model_files(&args.model, args.model_dir.as_deref(), quiet)?;
+    let dac = hub::dac_path(&args.runtime.dac, args.runtime.dac_path.as_deref(), quiet)?;
+    let mut read = model.paths()?;
+    read.extend(files::files_at(&dac));
+    let read: Vec<&Path> = read.iter().map(PathBuf::as_path).collect();
+    for out in &files {
+        files::ensure_not_input(out, &read)?;
+    }
+    let speak = Speak {
+        args,
+        jobs,
+        model,
+        dac,
+    };
+    dispatch(args.runtime.backend, args.runtime.dtype, speak)
 }
 
 struct Speak<'a> {
     args: &'a GenerateArgs,
     jobs: Vec<Job>,
+    model: CheckpointFiles,
+    dac: PathBuf,
 }
 
 impl Command for Speak<'_> {
     fn run<B: DiaBackend>(self, device: B::Device, dtype: DType) -> Result<()> {
         let args = self.args;
         let started = Instant::now();
-        let (model, dac) = load::<B>(args, &device, dtype)?;
+        let (model, dac) = load::<B>(args, &self.model, &self.dac, &device, dtype)?;
         let config = generation_config(args, &model);
         let mut audio_seconds = 0.0;
         let text_len = model.config.encoder.max_position_embeddings;
         let plan_options = args.long_form().plan_options(text_len);
+        // Every job's prompt is read and checked before the first job runs.
+        let mut prompts = self
+            .jobs
+            .iter()
+            .map(|job| {
+                prompt_codes(job, &model, &dac, &config)
+                    .with_context(|| format!("{}: unusable audio prompt", job.origin))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
         for chunk in self.jobs.chunks(args.batch_size) {
-            let channels = model.config.decoder.num_channels;
-            let prompts = chunk
-                .iter()
-                .map(|job| prompt_codes(job, &dac, channels))
-                .collect::<Result<Vec<_>>>()?;
+            let prompts: Vec<_> = prompts.by_ref().take(chunk.len()).collect();
             let batch = Batch {
                 model: &model,
                 dac: &dac,
@@ -104,23 +126,22 @@ impl Command for Speak<'_> {
     }
 }
 
-/// The model and the codec the arguments name, checked to speak the same channels.
+/// The model and the codec from their files, checked to speak the same channels.
 fn load<B: DiaBackend>(
     args: &GenerateArgs,
+    files: &CheckpointFiles,
+    dac_path: &Path,
     device: &B::Device,
     dtype: DType,
 ) -> Result<(DiaModel<B>, Dac<B>)> {
-    let quiet = args.runtime.quiet;
-    let files = hub::model_files(&args.model, args.model_dir.as_deref(), quiet)?;
     let options = ModelOptions {
         dtype,
         weights: args.weight_storage(),
         ..ModelOptions::default()
     };
-    let model = DiaModel::<B>::load_files(&files, options, device)
+    let model = DiaModel::<B>::load_files(files, options, device)
         .with_context(|| format!("cannot load the model from {}", files.weights.display()))?;
-    let dac_path = hub::dac_path(&args.runtime.dac, args.runtime.dac_path.as_deref(), quiet)?;
-    let dac = Dac::<B>::load(&dac_path, device)
+    let dac = Dac::<B>::load(dac_path, device)
         .with_context(|| format!("cannot load the codec from {}", dac_path.display()))?;
     let channels = model.config.decoder.num_channels;
     if dac.config().n_codebooks != channels {
@@ -269,25 +290,33 @@ fn write_codes(job: &Job, codes: &[Vec<u32>]) -> Result<()> {
     }
 }
 
-/// The job's voice prompt as codes: encoded from audio, or read from codes JSON.
+/// The job's voice prompt as codes: encoded from audio, or read from codes JSON; checked
+/// against the model (an audio file too long to continue is refused from its header).
 fn prompt_codes<B: DiaBackend>(
     job: &Job,
+    model: &DiaModel<B>,
     dac: &Dac<B>,
-    channels: usize,
+    config: &GenerationConfig,
 ) -> Result<Option<Vec<Vec<u32>>>> {
-    if let Some(path) = &job.audio_prompt_codes {
-        return Ok(Some(codes::read_codes(
-            path,
-            channels,
-            dac.config().codebook_size,
-        )?));
-    }
-    let Some(path) = &job.audio_prompt else {
+    let codes = if let Some(path) = &job.audio_prompt_codes {
+        let channels = model.config.decoder.num_channels;
+        codes::read_codes(path, channels, dac.config().codebook_size)?
+    } else if let Some(path) = &job.audio_prompt {
+        // The prompt and the delay after it must leave a frame to generate.
+        let frames = config
+            .max_tokens
+            .saturating_sub(model.config.max_delay() + 2);
+        let max_seconds = frames as f64 / dac.config().frame_rate();
+        let samples = audio::read_mono(path, dac.config().sample_rate, Some(max_seconds))?;
+        dac.encode_samples(&samples)
+            .with_context(|| format!("cannot encode the audio prompt {}", path.display()))?
+    } else {
         return Ok(None);
     };
-    let samples = audio::read_mono(path, dac.config().sample_rate)?;
-    let codes = dac
-        .encode_samples(&samples)
-        .with_context(|| format!("cannot encode the audio prompt {}", path.display()))?;
-    Ok(Some(codes))
+    let request = GenerationRequest {
+        text: job.model_text(),
+        audio_prompt: Some(codes),
+    };
+    dia_model::check_request(model, &request, config)?;
+    Ok(request.audio_prompt)
 }

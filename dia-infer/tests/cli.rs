@@ -258,6 +258,7 @@ fn encode_decode_round_trip_and_decode_matches_golden_audio() {
         .iter()
         .zip(&want)
         .map(|(a, b)| (a - b).abs())
+        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
         .fold(0.0, f32::max);
     assert!(diff < 1e-4, "decode differs by {diff}");
     // WAV → codes → WAV: the re-encoded codes decode to a same-length signal.
@@ -289,15 +290,18 @@ fn encode_decode_round_trip_and_decode_matches_golden_audio() {
     assert_eq!(wav_len(&wav2), n * TINY_HOP);
 }
 
-/// Runs a failing command and checks exit code 1 and that stderr is one line containing `needle`.
+/// Runs a failing command and checks exit code 1, one `error:` line containing `needle`, no panic.
 fn fails_with(o: Output, needle: &str) {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    // The panic hook prints a panic as "internal error": a bug, never a clear message.
     assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
+        !err.contains("internal error") && !err.contains("panicked") && !err.contains("backtrace"),
         "{err}"
     );
+    let errors = err.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "one error line: {err}");
 }
 
 #[test]
@@ -386,7 +390,8 @@ fn bad_inputs_fail_with_clear_messages() {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(p("silent.wav"), spec).unwrap();
-    for _ in 0..2000 {
+    // 9 ms: under the tiny codec's prompt limit (its 5.5 kHz frame rate fills 256 frames fast).
+    for _ in 0..200 {
         w.write_sample(0i16).unwrap();
     }
     w.finalize().unwrap();
@@ -569,4 +574,186 @@ fn bad_long_form_options_are_refused() {
         assert!(!o.status.success());
         assert!(stderr(&o).contains("seconds"), "{}", stderr(&o));
     }
+}
+
+/// `fixture`'s files laid out as the hub cache under `home` holds repository `repo`.
+fn lay_out_hub_cache(home: &Path, repo: &str, fixture: &Path) {
+    let dir = home
+        .join("hub")
+        .join(format!("models--{}", repo.replace('/', "--")));
+    let revision = "0123456789abcdef0123456789abcdef01234567";
+    std::fs::create_dir_all(dir.join("refs")).unwrap();
+    std::fs::write(dir.join("refs/main"), revision).unwrap();
+    let snapshot = dir.join("snapshots").join(revision);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    for entry in std::fs::read_dir(fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), snapshot.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn default_repositories_resolve_offline_from_the_hub_cache() {
+    let home = tempfile::tempdir().unwrap();
+    lay_out_hub_cache(
+        home.path(),
+        "nari-labs/Dia-1.6B-0626",
+        &assets("dia-tiny-hf"),
+    );
+    lay_out_hub_cache(home.path(), "descript/dac_44khz", &assets("dac-tiny-hf"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name);
+    let common = ["[S1] Offline.", "--backend", "flex", "--temperature", "0"];
+    let from_cache = |wav: &Path| {
+        let mut args = common.to_vec();
+        args.extend(["--max-tokens", "40", "--quiet", "-o", wav.to_str().unwrap()]);
+        Command::new(env!("CARGO_BIN_EXE_dia-infer"))
+            .args(args)
+            .env("HF_HOME", home.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    assert_ok(&from_cache(&out("hub.wav")));
+    let (model, dac) = (assets("dia-tiny-hf"), assets("dac-tiny-hf"));
+    let local_wav = out("local.wav");
+    let mut local = common.to_vec();
+    local.extend(["--model-dir", model.to_str().unwrap()]);
+    local.extend(["--dac-path", dac.to_str().unwrap()]);
+    local.extend(["--max-tokens", "40", "--quiet", "-o"]);
+    local.push(local_wav.to_str().unwrap());
+    assert_ok(&dia(&local));
+    let hub_wav = std::fs::read(out("hub.wav")).unwrap();
+    assert!(hub_wav.len() > 44, "audio was written");
+    assert_eq!(hub_wav, std::fs::read(out("local.wav")).unwrap());
+
+    // A file missing from the cache is named, with the cache, and nothing is downloaded.
+    let shard = home
+        .path()
+        .join("hub/models--descript--dac_44khz/snapshots")
+        .join("0123456789abcdef0123456789abcdef01234567/model.safetensors");
+    std::fs::remove_file(shard).unwrap();
+    let o = from_cache(&out("missing.wav"));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("model.safetensors of descript/dac_44khz is not in the hub cache")
+            && err.contains(&home.path().join("hub").display().to_string()),
+        "{err}"
+    );
+    assert!(!out("missing.wav").exists());
+}
+
+#[test]
+fn outputs_never_replace_the_model_or_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    // A copy of the sharded checkpoint: `-o` naming one of its files must leave it whole.
+    let model = p("model");
+    std::fs::create_dir(&model).unwrap();
+    for entry in std::fs::read_dir(assets("dia-tiny-hf")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    let dac = assets("dac-tiny-hf");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "[S1] Hi.",
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--dac-path",
+            dac.to_str().unwrap(),
+            "--backend",
+            "flex",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        dia(&args)
+    };
+    for file in [
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "config.json",
+    ] {
+        let target = model.join(file);
+        let before = std::fs::read(&target).unwrap();
+        fails_with(run(&["-o", target.to_str().unwrap()]), "is also an input");
+        assert_eq!(std::fs::read(&target).unwrap(), before, "{file} untouched");
+    }
+    let codec_config = dac.join("config.json");
+    fails_with(
+        run(&["--codes-out", codec_config.to_str().unwrap(), "-o", "x.wav"]),
+        "is also an input",
+    );
+    let out = p("out.wav");
+    let out_s = out.to_str().unwrap();
+    fails_with(
+        run(&["-o", out_s, "--codes-out", out_s]),
+        "named as two outputs",
+    );
+    fails_with(run(&["-o", dir.path().to_str().unwrap()]), "is a directory");
+    let jobs = p("jobs.jsonl");
+    std::fs::write(&jobs, "{\"text\": \"[S1] a\", \"output\": \"\"}\n").unwrap();
+    fails_with(
+        dia_tiny("flex", &["--batch", jobs.to_str().unwrap()]),
+        "output path is empty",
+    );
+    let job = serde_json::json!({"text": "[S1] a", "output": out_s}).to_string();
+    std::fs::write(&jobs, format!("{job}\n{job}\n")).unwrap();
+    fails_with(
+        dia_tiny("flex", &["--batch", jobs.to_str().unwrap()]),
+        "named as two outputs",
+    );
+    assert!(!out.exists(), "nothing was generated");
+}
+
+#[test]
+fn prompts_are_checked_before_any_job_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    // Job 2's prompt codes have the wrong channel count: nothing runs, line 2 is named.
+    std::fs::write(p("bad.json"), "[[1,2,3]]").unwrap();
+    let first = serde_json::json!({"text": "[S1] first", "output": p("1.wav")});
+    let second = serde_json::json!({
+        "text": "[S1] second",
+        "output": p("2.wav"),
+        "audio_prompt_codes": p("bad.json"),
+    });
+    std::fs::write(p("jobs.jsonl"), format!("{first}\n{second}\n")).unwrap();
+    fails_with(
+        dia_tiny("flex", &["--batch", p("jobs.jsonl").to_str().unwrap()]),
+        "jobs.jsonl line 2: unusable audio prompt",
+    );
+    assert!(!p("1.wav").exists(), "job 1 did not run");
+
+    // An audio prompt longer than --max-tokens allows is refused from its header: 2 s of
+    // audio against 60 frames of the tiny codec (hop 8 at 44.1 kHz: 11 ms).
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(p("long.wav"), spec).unwrap();
+    for i in 0..2 * 2 * 16000 {
+        w.write_sample(((i % 100) * 50) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let long = p("long.wav");
+    let out = p("o.wav");
+    fails_with(
+        dia_tiny(
+            "flex",
+            &[
+                "[S1] hi",
+                "--audio-prompt",
+                long.to_str().unwrap(),
+                "--max-tokens",
+                "60",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        ),
+        "it is 2.0 s long; the model can continue at most 0.0 s",
+    );
 }

@@ -42,7 +42,7 @@ pub use encoder::{Encoder, EncoderLayer};
 pub use error::{DiaError, Result};
 pub use generation::{
     DecodeStep, Decoding, DelayedTokens, EndReason, GeneratedCodes, GenerationConfig,
-    GenerationRequest, Sampler, SamplerParams, SpecialIds, StepEvent, generate,
+    GenerationRequest, Sampler, SamplerParams, SpecialIds, StepEvent, check_request, generate,
 };
 pub use longform::{
     CJK_CHARS_PER_SECOND, LETTERS_PER_SECOND, LongFormEvent, LongFormOptions, LongFormOutput,

@@ -76,6 +76,28 @@ fn seeded_sampling_is_reproducible_ndarray() {
     check_seeded_sampling::<NdArray>(&Default::default());
 }
 
+/// Sampled codes are the same on 1, 2 and 3 threads: no sum depends on the thread count.
+#[test]
+fn sampled_codes_do_not_depend_on_the_thread_count() {
+    let model = DiaModel::<Flex>::load(
+        &fixture("dia-tiny"),
+        ModelOptions::default(),
+        &Default::default(),
+    )
+    .unwrap();
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| sampled(&model, 7))
+    };
+    let one = on(1);
+    assert!(one.iter().all(|item| !item.is_empty()));
+    assert_eq!(one, on(2), "2 threads");
+    assert_eq!(one, on(3), "3 threads");
+}
+
 #[test]
 fn callback_can_stop_generation() {
     let device = Default::default();

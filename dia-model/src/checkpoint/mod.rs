@@ -49,6 +49,26 @@ impl CheckpointFiles {
         Ok(Self { config, weights })
     }
 
+    /// The shard file names a sharded checkpoint's index lists (relative to its directory),
+    /// sorted, each once: what a downloader fetches after the index.
+    pub fn shard_names(index: &Path) -> Result<Vec<String>> {
+        Ok(shards::shard_names(&shards::weight_map(index)?))
+    }
+
+    /// Every file loading reads: the config, the weights and, for an index, its shards.
+    pub fn paths(&self) -> Result<Vec<PathBuf>> {
+        let mut paths = vec![self.config.clone(), self.weights.clone()];
+        if self.is_index() {
+            let dir = self.weights.parent().unwrap_or(Path::new("."));
+            paths.extend(
+                Self::shard_names(&self.weights)?
+                    .iter()
+                    .map(|f| dir.join(f)),
+            );
+        }
+        Ok(paths)
+    }
+
     /// Whether the weights are a sharded checkpoint's index.
     fn is_index(&self) -> bool {
         self.weights

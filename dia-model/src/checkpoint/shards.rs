@@ -107,6 +107,35 @@ pub(crate) struct Shards {
     index: BTreeMap<String, usize>,
 }
 
+/// The `weight_map` of a `model.safetensors.index.json`: tensor name → shard file name.
+pub fn weight_map(index_path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(index_path).map_err(|e| DiaError::io(index_path, e))?;
+    let corrupt = |message: String| DiaError::Corrupt {
+        path: index_path.to_path_buf(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    match value {
+        serde_json::Value::Object(mut top) => match top.remove("weight_map") {
+            Some(serde_json::Value::Object(map)) => Ok(map),
+            _ => Err(corrupt("no `weight_map` object".into())),
+        },
+        _ => Err(corrupt("not a JSON object".into())),
+    }
+}
+
+/// The shard files a weight map names, sorted, each once.
+pub fn shard_names(weight_map: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    let mut files: Vec<String> = weight_map
+        .values()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    files
+}
+
 impl Shards {
     /// Opens a single safetensors file.
     pub fn open_file(path: &Path) -> Result<Self> {
@@ -115,30 +144,18 @@ impl Shards {
 
     /// Opens the shards listed by a `model.safetensors.index.json`.
     pub fn open_index(index_path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(index_path).map_err(|e| DiaError::io(index_path, e))?;
-        let corrupt = |message: String| DiaError::Corrupt {
-            path: index_path.to_path_buf(),
-            message,
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        let weight_map = value
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| corrupt("no `weight_map` object".into()))?;
+        let weight_map = weight_map(index_path)?;
         let dir = index_path.parent().unwrap_or(Path::new("."));
-        let mut files: Vec<&str> = weight_map.values().filter_map(|v| v.as_str()).collect();
-        files.sort_unstable();
-        files.dedup();
-        let shards = files
+        let shards = shard_names(&weight_map)
             .iter()
             .map(|f| Shard::open(&dir.join(f)))
             .collect::<Result<Vec<_>>>()?;
         let opened = Self::from_shards(shards)?;
         if let Some(key) = weight_map.keys().find(|k| !opened.index.contains_key(*k)) {
-            return Err(corrupt(format!(
-                "`{key}` is listed in the index but is in none of its shards"
-            )));
+            return Err(DiaError::Corrupt {
+                path: index_path.to_path_buf(),
+                message: format!("`{key}` is listed in the index but is in none of its shards"),
+            });
         }
         Ok(opened)
     }

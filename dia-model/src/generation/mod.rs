@@ -82,6 +82,16 @@ pub struct StepEvent<'a> {
     pub codes: &'a [Vec<u32>],
 }
 
+/// Checks one request as [`generate`] would, before any compute: for callers that gather many
+/// inputs ahead of a long run and want every bad one named first.
+pub fn check_request<B: DiaBackend>(
+    model: &DiaModel<B>,
+    request: &GenerationRequest,
+    config: &GenerationConfig,
+) -> Result<()> {
+    validate::check(model, std::slice::from_ref(request), config)
+}
+
 /// Generates codes for every request in one batch (two CFG rows per item); `on_step` sees
 /// every decoded frame and may stop the run, which keeps what is final so far.
 pub fn generate<B: DiaBackend>(

@@ -90,6 +90,8 @@ pub fn check_greedy_cases<B: DiaBackend>(
             .unwrap_or(usize::MAX);
         let out = generate(&model, &requests, &config, |_| ControlFlow::Continue(())).unwrap();
         let want_codes = case["codes"].as_array().unwrap();
+        assert_eq!(out.len(), want_codes.len(), "case {index}: item count");
+        assert!(!want_codes.is_empty(), "case {index}: golden codes");
         let delays = &model.config.delay_pattern;
         for (item, (got, want)) in out.iter().zip(want_codes).enumerate() {
             let want = want.as_array().unwrap();

@@ -13,31 +13,48 @@ pub const MAX_ROWS: usize = 8;
 
 /// `x` `[rows, k]` (f32, row-major) times `w` `[k, n]` (row-major) → `[rows, n]` f32.
 ///
-/// The weight rows are split over tasks (split-K): each task streams one contiguous stretch
-/// of `w`, which the hardware prefetcher follows at full bandwidth, into its own partial
-/// `[rows, n]` sums; the partials are added at the end (a few kB against megabytes of weight).
+/// The weight rows are split into stretches of [`K_SPAN`] (split-K): each task streams one
+/// contiguous stretch of `w`, which the hardware prefetcher follows at full bandwidth, into its
+/// own partial `[rows, n]` sums; the partials are added at the end, in stretch order (a few kB
+/// against megabytes of weight). When there are fewer stretches than tasks the threads need,
+/// the columns are cut into blocks too, which adds parallelism without changing any sum.
 pub fn matmul<W: Widen>(x: &[f32], rows: usize, w: &[W], k: usize, n: usize) -> Vec<f32> {
     assert_eq!(x.len(), rows * k, "x is not [rows, k]");
     assert_eq!(w.len(), k * n, "w is not [k, n]");
     let operands = Operands { x, k, w, n };
-    let span = k_span(k);
-    let partials: Vec<Vec<f32>> = (0..k.div_ceil(span))
+    let stretches = k.div_ceil(K_SPAN).max(1);
+    let wanted = 2 * rayon::current_num_threads();
+    let blocks = wanted.div_ceil(stretches).clamp(1, n.div_ceil(COLS).max(1));
+    let block = n.div_ceil(blocks).next_multiple_of(COLS);
+    let partials: Vec<Vec<f32>> = (0..stretches * blocks)
         .into_par_iter()
-        .map(|t| {
-            let ks = t * span..k.min((t + 1) * span);
+        .map(|task| {
+            let (t, b) = (task / blocks, task % blocks);
+            let ks = t * K_SPAN..k.min((t + 1) * K_SPAN);
+            let cols = (b * block).min(n)..n.min((b + 1) * block);
             let mut acc = vec![0.0f32; rows * n];
             // Column chunks bound the partial sums to what L2 holds when there are many rows.
             let chunk = (CHUNK_FLOATS / rows).next_multiple_of(COLS);
-            for c0 in (0..n).step_by(chunk) {
-                accumulate(&operands, ks.clone(), c0..n.min(c0 + chunk), &mut acc);
+            for c0 in cols.clone().step_by(chunk) {
+                accumulate(
+                    &operands,
+                    ks.clone(),
+                    c0..cols.end.min(c0 + chunk),
+                    &mut acc,
+                );
             }
             acc
         })
         .collect();
-    let mut partials = partials.into_iter();
-    let mut y = partials.next().unwrap_or_else(|| vec![0.0; rows * n]);
-    for part in partials {
-        y.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    // Block `b` of stretch `t` is `partials[t * blocks + b]`: the sums run over t in order.
+    let mut y = vec![0.0f32; rows * n];
+    for (task, part) in partials.iter().enumerate() {
+        let b = task % blocks;
+        let cols = (b * block).min(n)..n.min((b + 1) * block);
+        for r in 0..rows {
+            let (out, add) = (&mut y[r * n..][cols.clone()], &part[r * n..][cols.clone()]);
+            out.iter_mut().zip(add).for_each(|(a, p)| *a += p);
+        }
     }
     y
 }
@@ -54,12 +71,11 @@ struct Operands<'a, W> {
 /// Partial sums per task, in f32 elements (128 kB: well inside L2).
 const CHUNK_FLOATS: usize = 32 * 1024;
 
-/// Weight rows per task: two tasks per thread so a stalled thread's share is stolen, each
-/// long enough to stream, a multiple of eight so that its stretches come out whole.
-fn k_span(k: usize) -> usize {
-    let tasks = rayon::current_num_threads() * 2;
-    k.div_ceil(tasks).max(256).next_multiple_of(8)
-}
+/// Weight rows per split-K stretch: fixed, so every sum is added in the same order whatever the
+/// thread count (the same seed gives the same codes on any machine); long enough to stream
+/// (Dia's 2048-row projections make four stretches, two per thread on two cores), and a
+/// multiple of [`STREAMS`] so its streams come out whole.
+const K_SPAN: usize = 512;
 
 /// Adds `x[.., ks]` · `w[ks, cols]` to `acc[.., cols]` (`acc` is `[rows, n]`).
 fn accumulate<W: Widen>(
@@ -273,6 +289,7 @@ mod tests {
             .iter()
             .zip(&want)
             .map(|(&a, &b)| (f64::from(a) - b).abs())
+            .map(|d| if d.is_nan() { f64::INFINITY } else { d })
             .fold(0.0, f64::max);
         // Relative to the largest output: int8 values make outputs ~100× larger.
         let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
@@ -303,6 +320,38 @@ mod tests {
             check(&x, rows, &wb, k, n);
             let wq: Vec<i8> = w.iter().map(|&v| (v * 254.0) as i8).collect();
             check(&x, rows, &wq, k, n);
+        }
+    }
+
+    /// Same inputs, same bits, on 1 to 16 threads: no sum depends on how work is shared out.
+    #[test]
+    fn the_result_does_not_depend_on_the_thread_count() {
+        for (rows, k, n) in [(2, 2056, 1000), (8, 8192, 64), (1, 300, 4100)] {
+            let x = values(rows * k, 3);
+            let w: Vec<bf16> = values(k * n, 4)
+                .iter()
+                .map(|&v| bf16::from_f32(v))
+                .collect();
+            let on = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| matmul(&x, rows, &w, k, n))
+            };
+            let one = on(1);
+            assert!(one.iter().all(|v| v.is_finite()));
+            for threads in [2, 3, 5, 16] {
+                let got = on(threads);
+                let same = one
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{rows}x{k}x{n} on {threads} threads differs from 1 thread"
+                );
+            }
         }
     }
 }
