@@ -3,7 +3,8 @@
 //!
 //! `dia-bench report` runs each configuration in a child process (so peak memory is its own and
 //! a crash is one failed row) and writes `report.json`, `report.md` and `report.svg`.
-//! `dia-bench seams` measures the joins of long-form audio ([`seams`]).
+//! `dia-bench seams` measures the joins of long-form audio ([`seams`]), `dia-bench soak` the
+//! memory of a full-length generation ([`soak`]).
 
 pub mod chart;
 pub mod machine;
@@ -11,3 +12,4 @@ pub mod measure;
 pub mod report;
 pub mod seams;
 pub mod setting;
+pub mod soak;

@@ -62,6 +62,11 @@ fn kib(value: &str) -> Option<u64> {
         .map(|k| k * 1024)
 }
 
+/// Resident memory of this process now (`VmRSS`), where the OS reports it.
+pub fn current_rss_bytes() -> Option<u64> {
+    proc_field("/proc/self/status", "VmRSS").and_then(|v| kib(&v))
+}
+
 /// Peak resident memory of this process so far (`VmHWM`), where the OS reports it.
 pub fn peak_rss_bytes() -> Option<u64> {
     proc_field("/proc/self/status", "VmHWM").and_then(|v| kib(&v))

@@ -1,7 +1,7 @@
 //! `dia-bench report`: every configuration of the matrix in its own process, then the report.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -11,6 +11,7 @@ use dia_bench::measure::{Plan, Row, measure};
 use dia_bench::report::Report;
 use dia_bench::seams::{self, SeamPlan};
 use dia_bench::setting::{Knob, Precision, Setting, Size};
+use dia_bench::soak::{self, SoakPlan};
 use dia_model::BackendKind;
 
 #[derive(Parser)]
@@ -30,6 +31,9 @@ enum Cmd {
     /// Decodes long-form passes as one code sequence and pass by pass, and writes how the
     /// audio differs at each join (seams.md, seams.json).
     Seams(SeamArgs),
+    /// Decodes to the full length and samples resident memory beside the KV cache's size
+    /// (soak.md, soak.json).
+    Soak(SoakArgs),
     /// Measures one configuration and prints its row as JSON (used by `report`).
     #[command(hide = true)]
     RunOne {
@@ -85,6 +89,28 @@ struct SeamArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Directory for seams.md and seams.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    /// Model size.
+    #[arg(long, default_value = "small")]
+    size: Size,
+    /// Backend (default: the best compiled in).
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// Precision, as `report --dtypes` takes it (f32, bf16, int8, f32:bf16, ...).
+    #[arg(long, default_value = "f32")]
+    dtype: Precision,
+    /// Decode steps (the reference's full length is 3072).
+    #[arg(long, default_value_t = 3072)]
+    steps: usize,
+    /// Steps between memory samples.
+    #[arg(long, default_value_t = 100)]
+    every: usize,
+    /// Directory for soak.md and soak.json.
     #[arg(long)]
     out: PathBuf,
 }
@@ -154,7 +180,43 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Report(args) => report(args),
         Cmd::Seams(args) => seams(&args),
+        Cmd::Soak(args) => soak(&args),
     }
+}
+
+fn soak(args: &SoakArgs) -> Result<()> {
+    if args.steps == 0 || args.every == 0 {
+        bail!("--steps and --every must be at least 1");
+    }
+    let backend = backends(std::slice::from_ref(&args.backend))?[0];
+    let setting = Setting {
+        size: args.size,
+        backend,
+        dtype: args.dtype.dtype,
+        weights: args.dtype.weights,
+        rope_table: true,
+        fused_qkv: true,
+    };
+    let plan = SoakPlan {
+        steps: args.steps,
+        every: args.every,
+    };
+    let report = soak::soak(&setting, &plan)?;
+    write_report(
+        &args.out,
+        "soak",
+        &serde_json::to_string_pretty(&report)?,
+        &soak::markdown(&report),
+    )
+}
+
+/// Writes `NAME.json` and `NAME.md` into `out` and prints the Markdown.
+fn write_report(out: &Path, name: &str, json: &str, markdown: &str) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(out.join(format!("{name}.json")), json)?;
+    std::fs::write(out.join(format!("{name}.md")), markdown)?;
+    print!("{markdown}");
+    Ok(())
 }
 
 fn seams(args: &SeamArgs) -> Result<()> {
@@ -167,16 +229,8 @@ fn seams(args: &SeamArgs) -> Result<()> {
         seed: args.seed,
     };
     let report = seams::measure_seams(&plan)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    std::fs::write(
-        args.out.join("seams.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    let table = seams::markdown(&report);
-    std::fs::write(args.out.join("seams.md"), &table)?;
-    print!("{table}");
-    Ok(())
+    let json = serde_json::to_string_pretty(&report)?;
+    write_report(&args.out, "seams", &json, &seams::markdown(&report))
 }
 
 fn report(args: ReportArgs) -> Result<()> {

@@ -19,6 +19,18 @@ pub struct KvCache<B: Backend> {
 /// Positions a new cache holds before it first grows.
 const INITIAL_CAPACITY: usize = 256;
 
+impl<B: Backend> KvCache<B> {
+    /// Positions the cache holds now (it grows in place up to its `max_len`).
+    pub fn capacity(&self) -> usize {
+        self.k.dims()[2]
+    }
+
+    /// Bytes the keys and values take now.
+    pub fn bytes(&self) -> usize {
+        2 * self.k.shape().num_elements() * self.k.dtype().size()
+    }
+}
+
 impl<B: DiaBackend> KvCache<B> {
     /// Empty cache for up to `max_len` positions of `[rows, kv_heads, _, head_dim]`.
     pub fn new(shape: [usize; 4], dtype: DType, device: &B::Device) -> Self {

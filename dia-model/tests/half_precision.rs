@@ -1,4 +1,4 @@
-//! f16, bf16 and int8 weights on Flex (f32 accumulation in the decode kernel; norms, RoPE and
+//! Checkpoints stored in f16 and bf16, and f16, bf16 and int8 weights on Flex (f32 accumulation in the decode kernel; norms, RoPE and
 //! logits in f32) against the f32 reference: layer outputs within measured bounds. Greedy codes are
 //! not compared: the tiny random-weight fixtures' top-1/top-2 margins fall below these errors
 //! (×14 through CFG) from the first step, so any implementation at this precision may differ.
@@ -9,6 +9,8 @@ use burn::tensor::DType;
 use common::layers::{assert_within, layer_diffs};
 use common::*;
 use dia_model::{ModelOptions, WeightStorage};
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 /// Largest layer-output difference from the f32 golden tensors, measured on dia-tiny
 /// (2026-11-22): f16 0.0073 encoder, 0.037 prefill logits, 0.021 step logits; bf16 0.064,
@@ -47,4 +49,64 @@ fn int8_weights_within_measured_bound() {
     assert_within(&flex, INT8_BOUND, "int8 flex");
     let ndarray = layer_diffs::<NdArray>("dia-tiny", "dia-tiny", options, &Default::default());
     assert_within(&ndarray, INT8_BOUND, "int8 ndarray");
+}
+
+/// A copy of fixture `name` whose safetensors files store every f32 tensor as `dtype`.
+fn stored_as(name: &str, dtype: Dtype) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let path = entry.unwrap().path();
+        let out = dir.path().join(path.file_name().unwrap());
+        if path.extension().is_none_or(|e| e != "safetensors") {
+            std::fs::copy(&path, &out).unwrap();
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| {
+                if v.dtype() != Dtype::F32 {
+                    return (k, v.dtype(), v.shape().to_vec(), v.data().to_vec());
+                }
+                let narrow = v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .flat_map(|x| match dtype {
+                        Dtype::F16 => f16::from_f32(x).to_le_bytes(),
+                        _ => bf16::from_f32(x).to_le_bytes(),
+                    })
+                    .collect();
+                (k, dtype, v.shape().to_vec(), narrow)
+            })
+            .collect();
+        let views: Vec<(String, TensorView)> = tensors
+            .iter()
+            .map(|(k, d, s, b)| (k.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, None, &out).unwrap();
+    }
+    dir
+}
+
+/// f16 and bf16 checkpoints, in the nari layout and the sharded transformers one, load into
+/// f32 and stay within the bounds of computing in that dtype.
+#[test]
+fn half_precision_checkpoints_load_in_both_layouts() {
+    for name in ["dia-tiny", "dia-tiny-hf"] {
+        for (dtype, bound) in [(Dtype::F16, F16_BOUND), (Dtype::BF16, BF16_BOUND)] {
+            let dir = stored_as(name, dtype);
+            let path = dir.path().to_str().unwrap();
+            let options = ModelOptions::default();
+            let diffs = layer_diffs::<Flex>(path, "dia-tiny", options, &Default::default());
+            let label = format!("{name} stored as {dtype:?}");
+            assert_within(&diffs, bound, &label);
+            assert!(
+                diffs.iter().any(|(_, d)| *d > 1e-4),
+                "{label}: the narrower weights were read: {diffs:?}"
+            );
+        }
+    }
 }
