@@ -111,3 +111,27 @@ fn check(job: &Job) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transcript_comes_first_on_its_own_line_as_the_reference_app_joins_it() {
+        let job = Job {
+            text: "[S2] New words.".into(),
+            output: "o.wav".into(),
+            codes_out: None,
+            audio_prompt: None,
+            audio_prompt_codes: None,
+            prompt_transcript: Some("[S1] Prompt words.".into()),
+            origin: "the text".into(),
+        };
+        assert_eq!(job.model_text(), "[S1] Prompt words.\n[S2] New words.");
+        let plain = Job {
+            prompt_transcript: None,
+            ..job
+        };
+        assert_eq!(plain.model_text(), "[S2] New words.");
+    }
+}

@@ -757,3 +757,82 @@ fn prompts_are_checked_before_any_job_runs() {
         "it is 2.0 s long; the model can continue at most 0.0 s",
     );
 }
+
+/// A WAV of `seconds` of a chirp with a little noise, at `rate` with `channels` channels.
+fn write_voice_wav(path: &Path, rate: u32, channels: u16, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let n = (seconds * f64::from(rate)) as usize;
+    for i in 0..n {
+        let t = i as f64 / f64::from(rate);
+        let v = (2.0 * std::f64::consts::PI * (200.0 + 2000.0 * t) * t).sin() * 0.5
+            + ((i * 7919 % 101) as f64 / 101.0 - 0.5) * 0.05;
+        for c in 0..channels {
+            w.write_sample((v * (1.0 - 0.3 * f64::from(c)) * 32767.0) as i16)
+                .unwrap();
+        }
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn audio_prompts_at_any_rate_and_channel_count_equal_their_encoded_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let dac = assets("dac-tiny/weights.safetensors");
+    for (rate, channels) in [(16000, 1), (22050, 2), (48000, 1), (48000, 2)] {
+        let label = format!("{rate} Hz, {channels} ch");
+        let wav = p(&format!("voice-{rate}-{channels}.wav"));
+        write_voice_wav(&wav, rate, channels, 0.02);
+        let codes = p("encoded.json");
+        assert_ok(&dia(&[
+            "encode",
+            "--audio",
+            wav.to_str().unwrap(),
+            "--codes-out",
+            codes.to_str().unwrap(),
+            "--dac-path",
+            dac.to_str().unwrap(),
+            "--quiet",
+        ]));
+        let prompt_frames = read_codes(&codes).as_array().unwrap().len();
+        assert!(prompt_frames > 50, "{label}: {prompt_frames} prompt frames");
+        let speak = |prompt_flag: &str, prompt: &Path, name: &str| {
+            let (out, generated) = (p(&format!("{name}.wav")), p(&format!("{name}.json")));
+            let o = dia_tiny(
+                "flex",
+                &[
+                    "[S2] And now this.",
+                    prompt_flag,
+                    prompt.to_str().unwrap(),
+                    "--prompt-transcript",
+                    "[S1] A voice.",
+                    "--max-tokens",
+                    "256",
+                    "--codes-out",
+                    generated.to_str().unwrap(),
+                    "-o",
+                    out.to_str().unwrap(),
+                ],
+            );
+            assert_ok(&o);
+            (std::fs::read(out).unwrap(), read_codes(&generated))
+        };
+        let (from_audio, audio_codes) = speak("--audio-prompt", &wav, "a");
+        let (from_codes, codes_codes) = speak("--audio-prompt-codes", &codes, "c");
+        assert_eq!(
+            audio_codes, codes_codes,
+            "{label}: same prompt codes, same generation"
+        );
+        assert_eq!(from_audio, from_codes, "{label}: same audio");
+        let frames = audio_codes.as_array().unwrap().len();
+        assert!(frames > 0, "{label}: something was generated");
+        let samples = hound::WavReader::open(p("a.wav")).unwrap().len() as usize;
+        assert_eq!(samples, frames * TINY_HOP, "{label}");
+    }
+}
