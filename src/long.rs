@@ -4,13 +4,13 @@
 
 use std::ops::ControlFlow;
 
-use dia_dac::{Dac, StreamWindows, StreamingDecoder};
+use dia_dac::{Dac, StreamWindows};
 use dia_model::{
     DiaBackend, DiaModel, GenerationConfig, LongFormEvent, LongFormOptions, LongFormOutput,
     LongFormRequest, generate_long,
 };
 
-use crate::stream::StreamError;
+use crate::stream::{StreamError, push_frames};
 
 /// What a long-form streaming run reports, in order.
 #[derive(Debug)]
@@ -47,7 +47,7 @@ pub fn generate_long_streaming<B: DiaBackend>(
         let Some((item, frames, last)) = audio else {
             return ControlFlow::Continue(());
         };
-        match decode(&mut decoders[item], frames, last) {
+        match push_frames(&mut decoders[item], frames, last) {
             Ok(samples) if samples.is_empty() => ControlFlow::Continue(()),
             Ok(samples) => on_event(LongStreamEvent::Audio {
                 item,
@@ -63,24 +63,4 @@ pub fn generate_long_streaming<B: DiaBackend>(
         Some(e) => Err(e.into()),
         None => Ok(out),
     }
-}
-
-/// Pushes `frames` to an item's decoder, finishing it when `last`; returns the final samples.
-fn decode<B: DiaBackend>(
-    decoder: &mut Option<StreamingDecoder<'_, B>>,
-    frames: &[Vec<u32>],
-    last: bool,
-) -> Result<Vec<f32>, dia_dac::DacError> {
-    let Some(stream) = decoder.as_mut() else {
-        return Ok(Vec::new());
-    };
-    let mut samples = if frames.is_empty() {
-        Vec::new()
-    } else {
-        stream.push(frames)?
-    };
-    if last && let Some(stream) = decoder.take() {
-        samples.extend(stream.finish()?);
-    }
-    Ok(samples)
 }

@@ -83,13 +83,22 @@ fn push_final<B: DiaBackend>(
     item: usize,
     decoder: &mut Option<StreamingDecoder<'_, B>>,
 ) -> Result<Vec<f32>, DacError> {
+    let frames = decoding.frames(item, step.new_frames[item].clone());
+    push_frames(decoder, &frames, decoding.is_item_finished(item))
+}
+
+/// Pushes final `frames` to an item's decoder (none left once finished), finishing it when
+/// `last`; returns the samples that became final.
+pub(crate) fn push_frames<B: DiaBackend>(
+    decoder: &mut Option<StreamingDecoder<'_, B>>,
+    frames: &[Vec<u32>],
+    last: bool,
+) -> Result<Vec<f32>, DacError> {
     let Some(stream) = decoder.as_mut() else {
         return Ok(Vec::new());
     };
-    let mut samples = stream.push(&decoding.frames(item, step.new_frames[item].clone()))?;
-    if decoding.is_item_finished(item)
-        && let Some(stream) = decoder.take()
-    {
+    let mut samples = stream.push(frames)?;
+    if last && let Some(stream) = decoder.take() {
         samples.extend(stream.finish()?);
     }
     Ok(samples)
