@@ -53,6 +53,25 @@ fn projection_shape(c: &mut Criterion, k: usize, n: usize) {
     group.finish();
 }
 
+/// The MLP input projection `[rows, 2048] · [2048, 8192]` at the row counts of 1 to 8 items of
+/// a continuous batch: how much each item beyond the first adds to a step's projections.
+fn projection_rows(c: &mut Criterion) {
+    let device = Default::default();
+    let (k, n) = (2048, 8192);
+    let mut group = c.benchmark_group(format!("projection_rows_{k}x{n}"));
+    for storage in [WeightStorage::F32, WeightStorage::BF16] {
+        let w = Tensor::<Flex, 2>::random([k, n], Distribution::Default, &device);
+        let dense = Dense::new(w, storage);
+        for rows in [2, 4, 8, 16] {
+            let x = Tensor::<Flex, 3>::random([1, rows, k], Distribution::Default, &device);
+            group.bench_function(format!("{storage}_{rows}_rows"), |b| {
+                b.iter(|| black_box(dense.forward(x.clone())))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn model_steps(c: &mut Criterion) {
     let device = Default::default();
     let config = Size::Small.dia_config();
@@ -115,5 +134,12 @@ fn dac_one_second(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, projection, model_steps, sampler, dac_one_second);
+criterion_group!(
+    benches,
+    projection,
+    projection_rows,
+    model_steps,
+    sampler,
+    dac_one_second
+);
 criterion_main!(benches);

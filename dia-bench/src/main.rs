@@ -64,6 +64,10 @@ struct ReportArgs {
     /// Fused or separate q/k/v projections, or both.
     #[arg(long, value_enum, default_value = "both")]
     fused_qkv: Knob,
+    /// Concurrent requests on one continuous batch (rows report the frames per second summed
+    /// over them).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    requests: Vec<usize>,
     /// Worker threads per configuration (default: every core).
     #[arg(long)]
     threads: Option<usize>,
@@ -196,6 +200,7 @@ fn soak(args: &SoakArgs) -> Result<()> {
         weights: args.dtype.weights,
         rope_table: true,
         fused_qkv: true,
+        requests: 1,
     };
     let plan = SoakPlan {
         steps: args.steps,
@@ -235,6 +240,9 @@ fn seams(args: &SeamArgs) -> Result<()> {
 
 fn report(args: ReportArgs) -> Result<()> {
     let backends = backends(&args.backends)?;
+    if args.requests.contains(&0) {
+        bail!("--requests: every count must be at least 1");
+    }
     let reference = args.reference.as_deref().map(read_reference).transpose()?;
     let threads = args
         .threads
@@ -248,14 +256,17 @@ fn report(args: ReportArgs) -> Result<()> {
             for &precision in &args.dtypes {
                 for &rope_table in args.rope_table.values() {
                     for &fused_qkv in args.fused_qkv.values() {
-                        settings.push(Setting {
-                            size,
-                            backend,
-                            dtype: precision.dtype,
-                            weights: precision.weights,
-                            rope_table,
-                            fused_qkv,
-                        });
+                        for &requests in &args.requests {
+                            settings.push(Setting {
+                                size,
+                                backend,
+                                dtype: precision.dtype,
+                                weights: precision.weights,
+                                rope_table,
+                                fused_qkv,
+                                requests,
+                            });
+                        }
                     }
                 }
             }
@@ -266,7 +277,8 @@ fn report(args: ReportArgs) -> Result<()> {
     for (i, setting) in settings.into_iter().enumerate() {
         // The codec does not depend on the model's knobs: time it once per size, backend, dtype.
         let dac = setting.rope_table == args.rope_table.values()[0]
-            && setting.fused_qkv == args.fused_qkv.values()[0];
+            && setting.fused_qkv == args.fused_qkv.values()[0]
+            && setting.requests == args.requests[0];
         eprint!("[{}/{total}] {setting} ... ", i + 1);
         let _ = std::io::stderr().flush();
         let row = run_child(&setting, &args.plan, dac, threads);

@@ -12,8 +12,8 @@ use burn::tensor::backend::Backend;
 use dia_burn::{StreamEvent, generate_streaming};
 use dia_dac::{Dac, StreamWindows};
 use dia_model::{
-    DiaBackend, DiaModel, GenerationConfig, GenerationRequest, OnBackend, TextBatch, encode_text,
-    ensure_dtype, generate,
+    ContinuousBatch, DiaBackend, DiaModel, GenerationConfig, GenerationRequest, OnBackend,
+    TextBatch, encode_text, ensure_dtype,
 };
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,9 @@ pub struct Row {
     pub setting: Setting,
     pub fusion: Option<bool>,
     pub decode_steps_per_s: Option<f64>,
+    /// Frames per second summed over the requests decoded together.
+    #[serde(default)]
+    pub aggregate_frames_per_s: Option<f64>,
     /// Steps per second ÷ the codec's frames per second of audio (86.13 for 44.1 kHz).
     pub realtime_factor: Option<f64>,
     pub step_ms_median: Option<f64>,
@@ -77,6 +80,7 @@ impl Row {
             fusion: setting.backend.fusion(),
             setting,
             decode_steps_per_s: None,
+            aggregate_frames_per_s: None,
             realtime_factor: None,
             step_ms_median: None,
             step_ms_min: None,
@@ -150,8 +154,9 @@ impl OnBackend for Job<'_> {
         row.decoder_bytes_per_step = Some(weight_bytes(&model.decoder) - tables - cross_kv);
 
         row.encoder_ms = Some(encoder_ms(&model, &device)?);
-        let steps = decode_steps(&model, plan)?;
+        let steps = decode_steps(&model, plan, setting.requests)?;
         row.first_step_ms = Some(steps.first_ms);
+        row.aggregate_frames_per_s = Some(steps.aggregate_frames_per_s);
         let mut timed = steps.step_ms;
         timed.sort_by(f64::total_cmp);
         row.steps_timed = timed.len();
@@ -251,34 +256,46 @@ fn bench_generation<B: DiaBackend>(model: &DiaModel<B>) -> (GenerationConfig, Ge
 struct StepTimes {
     first_ms: f64,
     step_ms: Vec<f64>,
+    /// Frames decoded over the timed steps (summed over requests) per second.
+    aggregate_frames_per_s: f64,
 }
 
-/// Generates with the reference's sampling settings, timing every step after the warm-up.
-fn decode_steps<B: DiaBackend>(model: &DiaModel<B>, plan: &Plan) -> Result<StepTimes> {
+/// Decodes `requests` requests of [`TEXT`] (the reference's sampling settings, a seed each) on
+/// one continuous batch, timing every step after the warm-up; `first_ms` runs from the start
+/// to the first step's end (joins included).
+fn decode_steps<B: DiaBackend>(
+    model: &DiaModel<B>,
+    plan: &Plan,
+    requests: usize,
+) -> Result<StepTimes> {
     let (config, request) = bench_generation(model);
     let start = Instant::now();
-    let mut last = start;
-    let mut first_ms = None;
+    let mut batch = ContinuousBatch::new(model, requests)?;
+    for seed in 0..requests as u64 {
+        batch.join(&request, &GenerationConfig { seed, ..config })?;
+    }
     let mut step_ms = Vec::new();
-    let mut done = 0;
-    generate(model, &[request], &config, |_| {
-        let now = Instant::now();
+    let (mut frames, mut timed_ms) = (0, 0.0);
+    let mut first_ms = None;
+    for done in 0.. {
+        let step_start = Instant::now();
+        let decoded = batch.step()?.len();
+        if decoded == 0 || step_ms.len() >= plan.steps {
+            break;
+        }
+        let elapsed = ms(step_start);
         if first_ms.is_none() {
-            first_ms = Some((now - start).as_secs_f64() * 1000.0);
+            first_ms = Some(ms(start));
         } else if done > plan.warmup {
-            step_ms.push((now - last).as_secs_f64() * 1000.0);
+            step_ms.push(elapsed);
+            timed_ms += elapsed;
+            frames += decoded;
         }
-        last = now;
-        done += 1;
-        if step_ms.len() >= plan.steps {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })?;
+    }
     Ok(StepTimes {
         first_ms: first_ms.unwrap_or(f64::NAN),
         step_ms,
+        aggregate_frames_per_s: frames as f64 / (timed_ms / 1000.0),
     })
 }
 

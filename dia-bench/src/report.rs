@@ -67,9 +67,9 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| size | backend | dtype | weights | rope table | fused qkv | fusion | steps/s | × realtime | step ms (min–max) | of bound | encoder ms | first step ms | first audio s | DAC ms per audio s (streamed) | load s | weights GB | peak RSS GB | error |"
+            "| size | backend | dtype | weights | rope table | fused qkv | fusion | requests | steps/s | aggregate frames/s | × realtime | step ms (min–max) | of bound | encoder ms | first step ms | first audio s | DAC ms per audio s (streamed) | load s | weights GB | peak RSS GB | error |"
         );
-        let _ = writeln!(s, "|{}", "---|".repeat(19));
+        let _ = writeln!(s, "|{}", "---|".repeat(21));
         for r in &self.rows {
             let _ = writeln!(s, "| {} |", self.cells(r).join(" | "));
         }
@@ -98,7 +98,9 @@ impl Report {
             on(st.rope_table),
             on(st.fused_qkv),
             r.fusion.map_or("–".into(), on),
+            st.requests.to_string(),
             f(r.decode_steps_per_s, 2),
+            f(r.aggregate_frames_per_s, 2),
             f(r.realtime_factor, 3),
             spread,
             self.fraction_of_bound(r)

@@ -133,6 +133,13 @@ pub struct Setting {
     pub weights: WeightStorage,
     pub rope_table: bool,
     pub fused_qkv: bool,
+    /// Requests decoded together on one continuous batch (each its own item and seed).
+    #[serde(default = "one")]
+    pub requests: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Setting {
@@ -174,12 +181,13 @@ impl fmt::Display for Setting {
         let on = |b: bool| if b { "on" } else { "off" };
         write!(
             f,
-            "{:?} {} {} rope-table {} fused-qkv {}",
+            "{:?} {} {} rope-table {} fused-qkv {} requests {}",
             self.size,
             self.backend,
             self.precision(),
             on(self.rope_table),
-            on(self.fused_qkv)
+            on(self.fused_qkv),
+            self.requests
         )
     }
 }

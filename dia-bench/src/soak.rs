@@ -152,6 +152,7 @@ mod tests {
             weights: WeightStorage::F32,
             rope_table: true,
             fused_qkv: true,
+            requests: 1,
         };
         let plan = SoakPlan {
             steps: 250,

@@ -5,20 +5,24 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[test]
-fn tiny_report_has_a_row_per_configuration() {
-    let out = tempfile::tempdir().unwrap();
+/// Runs `dia-bench report --size tiny` with `args` into `out`; its report.json.
+fn tiny_report(args: &[&str], out: &std::path::Path) -> Value {
     let status = Command::new(env!("CARGO_BIN_EXE_dia-bench"))
-        .args(["report", "--size", "tiny", "--steps", "4", "--warmup", "1"])
-        .args(["--dac-seconds", "0.2", "--out"])
-        .arg(out.path())
+        .args(["report", "--size", "tiny"])
+        .args(args)
+        .arg("--out")
+        .arg(out)
         .status()
         .unwrap();
     assert!(status.success());
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
 
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
-            .unwrap();
+#[test]
+fn tiny_report_has_a_row_per_configuration() {
+    let out = tempfile::tempdir().unwrap();
+    let args = ["--steps", "4", "--warmup", "1", "--dac-seconds", "0.2"];
+    let report = tiny_report(&args, out.path());
     assert!(report["machine"]["read_bandwidth_gb_s"].as_f64().unwrap() > 0.0);
     let rows = report["rows"].as_array().unwrap();
     // 2 CPU backends × 4 precisions (f32, f16, bf16, f32:int8) × RoPE table on/off × fused
@@ -33,6 +37,8 @@ fn tiny_report_has_a_row_per_configuration() {
         "fused_qkv",
         "fusion",
         "decode_steps_per_s",
+        "requests",
+        "aggregate_frames_per_s",
         "realtime_factor",
         "encoder_ms",
         "first_step_ms",
@@ -57,6 +63,11 @@ fn tiny_report_has_a_row_per_configuration() {
         }
         assert!(row["error"].is_null(), "{row}");
         assert_eq!(row["steps_timed"], 4, "{row}");
+        assert_eq!(row["requests"], 1, "{row}");
+        assert!(
+            row["aggregate_frames_per_s"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
         let steps = row["decode_steps_per_s"].as_f64().unwrap();
         let rtf = row["realtime_factor"].as_f64().unwrap();
         // Realtime against the tiny codec's frame rate (44.1 kHz, hop 8).
@@ -107,4 +118,47 @@ fn unknown_backend_is_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("\"tpu\" is not compiled in"), "{stderr}");
+}
+
+/// `--requests` adds a row per count, each decoding that many requests on one batch.
+#[test]
+fn requests_rows_sum_frames_over_the_batch() {
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--backends",
+        "flex",
+        "--dtypes",
+        "f32",
+        "--rope-table",
+        "on",
+        "--fused-qkv",
+        "on",
+        "--requests",
+        "1,3",
+        "--dac-seconds",
+        "0",
+    ];
+    let report = tiny_report(&args, out.path());
+    let rows = report["rows"].as_array().unwrap();
+    let requests: Vec<u64> = rows
+        .iter()
+        .map(|r| r["requests"].as_u64().unwrap())
+        .collect();
+    assert_eq!(requests, [1, 3]);
+    for row in rows {
+        assert!(row["error"].is_null(), "{row}");
+        let aggregate = row["aggregate_frames_per_s"].as_f64().unwrap();
+        let steps = row["decode_steps_per_s"].as_f64().unwrap();
+        assert!(aggregate.is_finite() && steps.is_finite(), "{row}");
+        // Every timed step decodes a frame of each request (none ends this soon).
+        let per_step = aggregate / steps;
+        let n = row["requests"].as_f64().unwrap();
+        assert!((0.5 * n..2.0 * n).contains(&per_step), "{row}");
+    }
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("aggregate frames/s"), "{md}");
 }

@@ -163,10 +163,11 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 5.0)]
     pub context_seconds: f32,
     /// JSONL file of jobs (`text`, `output`, optional `codes_out`, `audio_prompt`,
-    /// `audio_prompt_codes`, `prompt_transcript`), generated together.
+    /// `audio_prompt_codes`, `prompt_transcript`, `seed`), decoded side by side: a job starts as
+    /// soon as a slot is free, and its audio is that of its solo run.
     #[arg(long, conflicts_with_all = ["text", "text_file"])]
     pub batch: Option<PathBuf>,
-    /// Jobs per batch when `--batch` holds many.
+    /// Jobs decoded at once (continuous batching slots) when `--batch` holds many.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
 }

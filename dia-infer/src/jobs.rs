@@ -21,6 +21,9 @@ pub struct Job {
     pub audio_prompt_codes: Option<PathBuf>,
     #[serde(default)]
     pub prompt_transcript: Option<String>,
+    /// The job's sampling seed (default: the run's `--seed`).
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// Where the job was given, for messages: "the text" or "FILE line N".
     #[serde(skip)]
     pub origin: String,
@@ -62,6 +65,7 @@ pub fn from_args(args: &GenerateArgs) -> Result<Vec<Job>> {
         audio_prompt: args.audio_prompt.clone(),
         audio_prompt_codes: args.audio_prompt_codes.clone(),
         prompt_transcript: args.prompt_transcript.clone(),
+        seed: None,
         origin: "the text".into(),
     };
     check(&job)?;
@@ -125,6 +129,7 @@ mod tests {
             audio_prompt: None,
             audio_prompt_codes: None,
             prompt_transcript: Some("[S1] Prompt words.".into()),
+            seed: None,
             origin: "the text".into(),
         };
         assert_eq!(job.model_text(), "[S1] Prompt words.\n[S2] New words.");

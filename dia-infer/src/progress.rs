@@ -1,30 +1,31 @@
-//! The progress line of a generation: the pass of a long script, frames decoded, speed, and
-//! (when streaming) how long the first audio took.
+//! The progress line of a generation: jobs done, the pass of a long script, decode speed
+//! (summed over the jobs decoded together), and (when streaming) how long the first audio took.
 
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A progress bar over one batch's decoder frames (hidden with `--quiet`).
+/// A progress bar over the run's jobs (hidden with `--quiet`).
 pub struct Progress {
     bar: ProgressBar,
     started: Instant,
-    /// Steps decoded over every pass.
+    /// Batch steps decoded.
     steps: usize,
+    /// Frames decoded, summed over the jobs of each step.
+    frames: usize,
     frame_rate: f64,
     first_audio_s: Option<f64>,
 }
 
 impl Progress {
-    /// A bar over `frames` decoder frames; `frame_rate` converts steps/s to realtime.
-    pub fn new(quiet: bool, frames: usize, frame_rate: f64) -> Self {
+    /// A bar over `jobs` jobs; `frame_rate` converts frames/s to realtime.
+    pub fn new(quiet: bool, jobs: usize, frame_rate: f64) -> Self {
         let bar = if quiet {
             ProgressBar::hidden()
         } else {
-            ProgressBar::new(frames as u64)
+            ProgressBar::new(jobs as u64)
         };
-        if let Ok(style) =
-            ProgressStyle::with_template("{prefix}{bar:40} {pos}/{len} frames, {msg}")
+        if let Ok(style) = ProgressStyle::with_template("{prefix}{bar:40} {pos}/{len} jobs, {msg}")
         {
             bar.set_style(style);
         }
@@ -32,6 +33,7 @@ impl Progress {
             bar,
             started: Instant::now(),
             steps: 0,
+            frames: 0,
             frame_rate,
             first_audio_s: None,
         }
@@ -45,14 +47,16 @@ impl Progress {
         }
     }
 
-    /// Decoder frame `frame` was written.
-    pub fn step(&mut self, frame: usize) {
-        self.bar.set_position(frame as u64);
+    /// A batch step decoded a frame for `decoded` jobs; `done` jobs are finished.
+    pub fn step(&mut self, decoded: usize, done: usize) {
+        self.bar.set_position(done as u64);
         self.steps += 1;
-        let steps_per_s = self.steps as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        self.frames += decoded;
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        let steps_per_s = self.steps as f64 / seconds;
         let mut message = format!(
             "{steps_per_s:.1} steps/s, {:.2}× realtime",
-            steps_per_s / self.frame_rate
+            self.frames as f64 / seconds / self.frame_rate
         );
         if let Some(first) = self.first_audio_s {
             message.push_str(&format!(", first audio after {first:.2} s"));

@@ -1,18 +1,19 @@
-//! The main command: texts (and optional voice prompts) to WAV files or raw PCM on stdout,
-//! written after each batch or, with `--stream`, while the model is still speaking; scripts
-//! too long for one pass are spoken in passes and always written as they go.
+//! The main command: texts (and optional voice prompts) to WAV files or raw PCM on stdout.
+//! Jobs run side by side on a continuous batch; each is written when it ends or, with
+//! `--stream`, while the model is still speaking; scripts too long for one pass are spoken in
+//! passes and always written as they go.
 
-use std::ops::ControlFlow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
-use dia_burn::{LongStreamEvent, generate_long_streaming};
-use dia_dac::{Dac, StreamWindows};
+use dia_burn::{JobId, SpeechEvent, SpeechJob, SpeechScheduler};
+use dia_dac::Dac;
 use dia_model::{
-    CheckpointFiles, DiaBackend, DiaModel, GeneratedCodes, GenerationConfig, GenerationRequest,
-    LongFormEvent, LongFormRequest, ModelOptions, VoicePrompt, generate, plan,
+    CheckpointFiles, DiaBackend, DiaModel, GenerationConfig, GenerationRequest, LongFormRequest,
+    ModelOptions, PlanOptions, VoicePrompt, plan,
 };
 
 use crate::backend::{Command, dispatch};
@@ -85,36 +86,20 @@ impl Command for Speak<'_> {
         let started = Instant::now();
         let (model, dac) = load::<B>(args, &self.model, &self.dac, &device, dtype)?;
         let config = generation_config(args, &model);
-        let mut audio_seconds = 0.0;
-        let text_len = model.config.encoder.max_position_embeddings;
-        let plan_options = args.long_form().plan_options(text_len);
         // Every job's prompt is read and checked before the first job runs.
-        let mut prompts = self
+        let prompts = self
             .jobs
             .iter()
             .map(|job| {
                 prompt_codes(job, &model, &dac, &config)
                     .with_context(|| format!("{}: unusable audio prompt", job.origin))
             })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter();
-        for chunk in self.jobs.chunks(args.batch_size) {
-            let prompts: Vec<_> = prompts.by_ref().take(chunk.len()).collect();
-            let batch = Batch {
-                model: &model,
-                dac: &dac,
-                config: &config,
-                args,
-            };
-            let long = chunk.iter().any(|j| plan(&j.text, &plan_options).len() > 1);
-            audio_seconds += if args.stream || long {
-                let requests: Vec<_> = chunk.iter().zip(prompts).map(long_request).collect();
-                batch.long(chunk, &requests)?
-            } else {
-                let requests: Vec<_> = chunk.iter().zip(prompts).map(plain_request).collect();
-                batch.whole(chunk, &requests)?
-            };
+            .collect::<Result<Vec<_>>>()?;
+        let mut run = Run::new(&model, &dac, args)?;
+        for (job, prompt) in self.jobs.iter().zip(prompts) {
+            run.submit(job, prompt, &config)?;
         }
+        let audio_seconds = run.finish()?;
         if !args.runtime.quiet {
             let wall = started.elapsed().as_secs_f64();
             eprintln!(
@@ -167,98 +152,156 @@ fn generation_config<B: DiaBackend>(args: &GenerateArgs, model: &DiaModel<B>) ->
     }
 }
 
-/// One batch of jobs and what generates it.
-struct Batch<'a, B: DiaBackend> {
-    model: &'a DiaModel<B>,
-    dac: &'a Dac<B>,
-    config: &'a GenerationConfig,
-    args: &'a GenerateArgs,
+/// A submitted job's outputs: its audio sink while it streams.
+struct Outputs<'j> {
+    job: &'j Job,
+    sink: Option<AudioSink>,
 }
 
-impl<B: DiaBackend> Batch<'_, B> {
-    /// Generates the whole batch, then decodes and writes each job; returns seconds of audio.
-    fn whole(&self, jobs: &[Job], requests: &[GenerationRequest]) -> Result<f64> {
-        let frame_rate = self.dac.config().frame_rate();
-        let mut progress =
-            Progress::new(self.args.runtime.quiet, self.config.max_tokens, frame_rate);
-        let out = generate(self.model, requests, self.config, |event| {
-            progress.step(event.frame);
-            ControlFlow::Continue(())
-        })?;
-        progress.finish();
-        let mut seconds = 0.0;
-        for (job, generated) in jobs.iter().zip(&out) {
-            let samples = self.decode(job, generated)?;
-            let rate = self.dac.config().sample_rate;
-            sink::write_all(&job.output, &samples, rate, self.args.wav_format)?;
-            seconds += samples.len() as f64 / f64::from(rate);
-            write_codes(job, &generated.codes)?;
-        }
-        Ok(seconds)
+/// Every job on one continuous batch of `--batch-size` slots: a job starts as soon as a slot is
+/// free; a job streams (written as it goes) with `--stream` or when its script takes several
+/// passes, else it is decoded whole at its end, exactly as when it runs alone.
+struct Run<'a, 'j, B: DiaBackend> {
+    scheduler: SpeechScheduler<'a, B>,
+    dac: &'a Dac<B>,
+    args: &'a GenerateArgs,
+    plan_options: PlanOptions,
+    outputs: HashMap<JobId, Outputs<'j>>,
+}
+
+impl<'a, 'j, B: DiaBackend> Run<'a, 'j, B> {
+    fn new(model: &'a DiaModel<B>, dac: &'a Dac<B>, args: &'a GenerateArgs) -> Result<Self> {
+        let options = args.long_form();
+        let text_len = model.config.encoder.max_position_embeddings;
+        let scheduler = SpeechScheduler::new(model, dac, args.batch_size, options)?;
+        Ok(Self {
+            scheduler,
+            dac,
+            args,
+            plan_options: options.plan_options(text_len),
+            outputs: HashMap::new(),
+        })
     }
 
-    /// Speaks the batch in passes ([`generate_long_streaming`]; one pass when a script fits)
-    /// while each job's audio goes to its output as it becomes final; returns seconds of audio.
-    fn long(&self, jobs: &[Job], requests: &[LongFormRequest]) -> Result<f64> {
+    /// Queues `job` with its seed (the run's unless it has its own); a streamed job's output
+    /// is opened now.
+    fn submit(
+        &mut self,
+        job: &'j Job,
+        prompt: Option<Vec<Vec<u32>>>,
+        config: &GenerationConfig,
+    ) -> Result<()> {
+        let stream = self.args.stream || plan(&job.text, &self.plan_options).len() > 1;
+        let speech = SpeechJob {
+            script: long_request((job, prompt)),
+            config: GenerationConfig {
+                seed: job.seed.unwrap_or(config.seed),
+                ..*config
+            },
+            stream,
+        };
+        let id = self
+            .scheduler
+            .submit(speech)
+            .with_context(|| format!("{}: cannot be spoken", job.origin))?;
         let rate = self.dac.config().sample_rate;
-        let mut sinks = jobs
-            .iter()
-            .map(|job| AudioSink::open(&job.output, rate, self.args.wav_format))
-            .collect::<Result<Vec<_>>>()?;
+        let sink = stream
+            .then(|| AudioSink::open(&job.output, rate, self.args.wav_format))
+            .transpose()?;
+        self.outputs.insert(id, Outputs { job, sink });
+        Ok(())
+    }
+
+    /// Runs the batch until every job is written; returns seconds of audio.
+    fn finish(mut self) -> Result<f64> {
         let frame_rate = self.dac.config().frame_rate();
-        let mut progress =
-            Progress::new(self.args.runtime.quiet, self.config.max_tokens, frame_rate);
-        let (mut samples, mut failure) = (0usize, None);
-        let options = self.args.long_form();
-        let windows = StreamWindows::default();
-        let (model, dac, config) = (self.model, self.dac, self.config);
-        let out = generate_long_streaming(model, dac, requests, config, &options, windows, |e| {
-            match e {
-                LongStreamEvent::Progress(LongFormEvent::Pass { pass, passes, .. }) => {
-                    progress.pass(pass, passes)
-                }
-                LongStreamEvent::Progress(LongFormEvent::Step(step)) => progress.step(step.frame),
-                LongStreamEvent::Progress(_) => {}
-                LongStreamEvent::Audio { item, samples: s } => {
-                    progress.audio();
-                    samples += s.len();
-                    if let Err(e) = sinks[item].write(s) {
-                        failure = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                }
-            }
-            ControlFlow::Continue(())
-        })?;
+        let jobs = self.outputs.len();
+        let mut progress = Progress::new(self.args.runtime.quiet, jobs, frame_rate);
+        let mut writer = Writer {
+            outputs: &mut self.outputs,
+            dac: self.dac,
+            args: self.args,
+            samples: 0,
+            failure: None,
+        };
+        while !self.scheduler.is_idle() && writer.failure.is_none() {
+            let decoded = self
+                .scheduler
+                .step(|event| writer.take(event, &mut progress))?;
+            progress.step(decoded, jobs - self.scheduler.jobs());
+        }
         progress.finish();
-        if let Some(e) = failure {
+        if let Some(e) = writer.failure {
             return Err(e);
         }
-        for ((job, generated), sink) in jobs.iter().zip(&out).zip(sinks) {
-            let codes = generated.codes();
-            warn_if_empty(job, &codes);
-            sink.finish()?;
-            write_codes(job, &codes)?;
-        }
-        Ok(samples as f64 / f64::from(rate))
-    }
-
-    /// A job's samples, decoded window by window.
-    fn decode(&self, job: &Job, generated: &GeneratedCodes) -> Result<Vec<f32>> {
-        if warn_if_empty(job, &generated.codes) {
-            return Ok(Vec::new());
-        }
-        let codes = self.dac.frames_to_codes(&generated.codes)?;
-        let audio = self.dac.decode_chunked(codes, DECODE_WINDOW_FRAMES)?;
-        Ok(dia_dac::audio_to_vec(audio)?)
+        Ok(writer.samples as f64 / f64::from(self.dac.config().sample_rate))
     }
 }
 
-/// A job as one generation: its prompt's transcript and text, and its prompt.
-fn plain_request((job, prompt): (&Job, Option<Vec<Vec<u32>>>)) -> GenerationRequest {
-    GenerationRequest {
-        text: job.model_text(),
-        audio_prompt: prompt,
+/// Where the scheduler's events go: streamed samples to their sinks, finished jobs decoded
+/// (when not streamed) and written with their codes.
+struct Writer<'r, 'j, B: DiaBackend> {
+    outputs: &'r mut HashMap<JobId, Outputs<'j>>,
+    dac: &'r Dac<B>,
+    args: &'r GenerateArgs,
+    samples: usize,
+    failure: Option<anyhow::Error>,
+}
+
+impl<B: DiaBackend> Writer<'_, '_, B> {
+    /// Handles `event`; the first failure is kept and stops the run.
+    fn take(&mut self, event: SpeechEvent<'_>, progress: &mut Progress) {
+        if self.failure.is_none()
+            && let Err(e) = self.write(event, progress)
+        {
+            self.failure = Some(e);
+        }
+    }
+
+    fn write(&mut self, event: SpeechEvent<'_>, progress: &mut Progress) -> Result<()> {
+        match event {
+            SpeechEvent::Started { pass, passes, .. } => progress.pass(pass, passes),
+            SpeechEvent::Audio { job, samples } => {
+                progress.audio();
+                self.samples += samples.len();
+                if let Some(sink) = self.outputs.get_mut(&job).and_then(|o| o.sink.as_mut()) {
+                    sink.write(samples)?;
+                }
+            }
+            SpeechEvent::Done { job, output } => {
+                let out = self.outputs.remove(&job).expect("a submitted job");
+                let codes = output.codes();
+                warn_if_empty(out.job, &codes);
+                match out.sink {
+                    Some(sink) => sink.finish()?,
+                    None => self.write_whole(out.job, &codes)?,
+                }
+                write_codes(out.job, &codes)?;
+            }
+            SpeechEvent::Failed { job, error } => {
+                let origin = self
+                    .outputs
+                    .get(&job)
+                    .map_or("a job", |o| o.job.origin.as_str());
+                return Err(anyhow::Error::new(error).context(format!("{origin} failed")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes a job's codes whole (window by window) and writes its output.
+    fn write_whole(&mut self, job: &Job, codes: &[Vec<u32>]) -> Result<()> {
+        let samples = if codes.is_empty() {
+            Vec::new()
+        } else {
+            let codes = self.dac.frames_to_codes(codes)?;
+            let audio = self.dac.decode_chunked(codes, DECODE_WINDOW_FRAMES)?;
+            dia_dac::audio_to_vec(audio)?
+        };
+        let rate = self.dac.config().sample_rate;
+        sink::write_all(&job.output, &samples, rate, self.args.wav_format)?;
+        self.samples += samples.len();
+        Ok(())
     }
 }
 

@@ -162,6 +162,41 @@ pub fn attend<B: DiaBackend>(
     attention(q, k, v, mask, None, unit_scale())
 }
 
+/// One run of consecutive batch rows that share positions, mask and KV cache in a
+/// self-attention pass: one item's CFG rows in a continuous batch, or every row of a batch that
+/// started together.
+pub struct SelfGroup<'a, B: Backend> {
+    pub rows: usize,
+    pub rope: &'a RopeAngles<B>,
+    pub mask: &'a AttnMask<B>,
+    /// The group's cache and the position its first frame is written at.
+    pub cache: Option<(&'a mut KvCache<B>, usize)>,
+}
+
+/// Runs `f` on each group's rows of `parts` (each `[rows, seq, _]`) and stacks the results
+/// by row; a single group gets the tensors whole. Attention is computed per group so a row's
+/// arithmetic never depends on the other groups' lengths or positions.
+fn per_group<B: Backend, const N: usize>(
+    parts: [Tensor<B, 3>; N],
+    rows: &[usize],
+    mut f: impl FnMut(usize, [Tensor<B, 3>; N]) -> Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    if rows.len() == 1 {
+        return f(0, parts);
+    }
+    let mut start = 0;
+    let outs = rows
+        .iter()
+        .enumerate()
+        .map(|(g, &n)| {
+            let group = parts.clone().map(|t| t.narrow(0, start, n));
+            start += n;
+            f(g, group)
+        })
+        .collect();
+    Tensor::cat(outs, 0)
+}
+
 /// Self-attention with RoPE on q and k; the decoder's passes a KV cache.
 #[derive(Module, Debug)]
 pub struct SelfAttention<B: Backend> {
@@ -181,16 +216,45 @@ impl<B: DiaBackend> SelfAttention<B> {
         mask: &AttnMask<B>,
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
-        let [q, k, v] = self.qkv.forward(x, self.shape);
-        let q = rope.apply(split_heads(q, self.shape.heads));
-        let k = rope.apply(split_heads(k, self.shape.kv_heads));
-        let v = split_heads(v, self.shape.kv_heads);
-        let (k, v) = match cache {
-            Some((cache, start)) => cache.append(start, k, v),
-            None => (k, v),
-        };
-        self.o_proj.forward(merge_heads(attend(q, k, v, mask)))
+        let rows = x.dims()[0];
+        self.forward_groups(
+            x,
+            &mut [SelfGroup {
+                rows,
+                rope,
+                mask,
+                cache,
+            }],
+        )
     }
+
+    /// `x` `[Σ rows, seq, dim]`, its rows in `groups` order: the projections run over every row
+    /// at once (one read of the weights), RoPE, the cache and attention per group.
+    pub fn forward_groups(&self, x: Tensor<B, 3>, groups: &mut [SelfGroup<'_, B>]) -> Tensor<B, 3> {
+        let rows: Vec<usize> = groups.iter().map(|g| g.rows).collect();
+        let shape = self.shape;
+        let out = per_group(self.qkv.forward(x, shape), &rows, |g, [q, k, v]| {
+            let group = &mut groups[g];
+            let q = group.rope.apply(split_heads(q, shape.heads));
+            let k = group.rope.apply(split_heads(k, shape.kv_heads));
+            let v = split_heads(v, shape.kv_heads);
+            let (k, v) = match group.cache.as_mut() {
+                Some((cache, start)) => cache.append(*start, k, v),
+                None => (k, v),
+            };
+            merge_heads(attend(q, k, v, group.mask))
+        });
+        self.o_proj.forward(out)
+    }
+}
+
+/// One group's cross-attention inputs (see [`SelfGroup`]): its text's keys and values, the
+/// query rotation (original checkpoint only) and the text padding mask.
+pub struct CrossGroup<'a, B: Backend> {
+    pub rows: usize,
+    pub kv: &'a CrossKv<B>,
+    pub rope: Option<&'a RopeAngles<B>>,
+    pub mask: &'a AttnMask<B>,
 }
 
 /// Decoder cross-attention over the encoder output; RoPE only for the original checkpoint.
@@ -218,20 +282,21 @@ impl<B: DiaBackend> CrossAttention<B> {
         CrossKv { k, v }
     }
 
-    /// `x` `[batch, seq, dim]` attending the cached encoder keys and values.
-    pub fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        kv: &CrossKv<B>,
-        query_rope: Option<&RopeAngles<B>>,
-        mask: &AttnMask<B>,
-    ) -> Tensor<B, 3> {
-        let q = split_heads(self.q_proj.forward(x), self.shape.heads);
-        let q = match query_rope {
-            Some(rope) => rope.apply(q),
-            None => q,
-        };
-        self.o_proj
-            .forward(merge_heads(attend(q, kv.k.clone(), kv.v.clone(), mask)))
+    /// `x` `[Σ rows, seq, dim]`, its rows in `groups` order, each group attending its own
+    /// cached encoder keys and values.
+    pub fn forward(&self, x: Tensor<B, 3>, groups: &[CrossGroup<'_, B>]) -> Tensor<B, 3> {
+        let rows: Vec<usize> = groups.iter().map(|g| g.rows).collect();
+        let heads = self.shape.heads;
+        let out = per_group([self.q_proj.forward(x)], &rows, |g, [q]| {
+            let group = &groups[g];
+            let q = split_heads(q, heads);
+            let q = match group.rope {
+                Some(rope) => rope.apply(q),
+                None => q,
+            };
+            let kv = group.kv;
+            merge_heads(attend(q, kv.k.clone(), kv.v.clone(), group.mask))
+        });
+        self.o_proj.forward(out)
     }
 }

@@ -29,6 +29,19 @@ impl<B: Backend> KvCache<B> {
     pub fn bytes(&self) -> usize {
         2 * self.k.shape().num_elements() * self.k.dtype().size()
     }
+
+    /// Rows (batch rows) the cache holds.
+    pub fn rows(&self) -> usize {
+        self.k.dims()[0]
+    }
+
+    /// The cache taken over by a new sequence of up to `max_len` positions: its buffers are
+    /// kept (what they hold is overwritten before it is read), so a continuous batch reuses a
+    /// finished item's memory instead of allocating anew.
+    pub fn reset(mut self, max_len: usize) -> Self {
+        self.max_len = max_len.max(self.capacity());
+        self
+    }
 }
 
 impl<B: DiaBackend> KvCache<B> {
@@ -95,6 +108,17 @@ pub struct DecoderState<B: Backend> {
     /// `[rows, 1, 1, text_len]`, true where a text position is padding; `None` when no row
     /// has padding.
     pub cross_mask: Option<Tensor<B, 4, Bool>>,
+}
+
+impl<B: Backend> DecoderState<B> {
+    /// Batch rows the state serves.
+    pub fn rows(&self) -> usize {
+        match (self.self_attn.first(), self.cross_attn.first()) {
+            (Some(cache), _) => cache.rows(),
+            (None, Some(cross)) => cross.k.dims()[0],
+            (None, None) => 0,
+        }
+    }
 }
 
 #[cfg(all(test, feature = "flex"))]

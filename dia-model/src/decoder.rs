@@ -8,11 +8,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, DType, Int, Tensor};
 
-use crate::attention::{AttnMask, CrossAttention, SelfAttention};
+use crate::attention::{AttnMask, CrossAttention, CrossGroup, SelfAttention, SelfGroup};
 use crate::cache::{DecoderState, KvCache};
 use crate::mlp::Mlp;
 use crate::norm::RmsNorm;
-use crate::rope::RotaryEmbedding;
+use crate::rope::{RopeAngles, RotaryEmbedding};
 
 /// One decoder layer: self-attention, cross-attention, MLP, each pre-normed and residual.
 #[derive(Module, Debug)]
@@ -40,14 +40,33 @@ pub struct Decoder<B: Backend> {
     pub cross_rope: Option<RotaryEmbedding<B>>,
 }
 
+/// One group of a decoder pass's rows: the rows of `state` (all of them), its frames written at
+/// positions `start..`. A batch that started together is one group; a continuous batch has a
+/// group per item, each at its own position with its own caches.
+pub struct DecodeGroup<'a, B: Backend> {
+    pub state: &'a mut DecoderState<B>,
+    pub start: usize,
+}
+
+/// What a group's rows need in every layer, computed once per pass.
+struct GroupInputs<B: Backend> {
+    rows: usize,
+    angles: RopeAngles<B>,
+    cross_angles: Option<RopeAngles<B>>,
+    self_mask: AttnMask<B>,
+    cross_mask: AttnMask<B>,
+}
+
 impl<B: DiaBackend> Decoder<B> {
     /// Cross K/V for every layer from `enc` `[rows, text_len, enc_dim]` and self-attention
-    /// caches for `max_len` positions. `padding` `[rows, text_len]` marks padded text.
+    /// caches for `max_len` positions: `recycled` ones (from an item that left a continuous
+    /// batch, same rows) when given, else new. `padding` `[rows, text_len]` marks padded text.
     pub fn init_state(
         &self,
         enc: Tensor<B, 3>,
         padding: Option<Tensor<B, 2, Bool>>,
         max_len: usize,
+        recycled: Option<Vec<KvCache<B>>>,
     ) -> DecoderState<B> {
         let [rows, text_len, _] = enc.dims();
         let key_angles = self.cross_rope.as_ref().map(|r| r.angles(0, text_len));
@@ -59,16 +78,18 @@ impl<B: DiaBackend> Decoder<B> {
                     .precompute(enc.clone(), key_angles.as_ref())
             })
             .collect();
-        let device = enc.device();
-        let dtype = enc.dtype();
-        let self_attn = self
-            .layers
-            .iter()
-            .map(|l| {
-                let s = l.self_attention.shape;
-                KvCache::new([rows, s.kv_heads, max_len, s.head_dim], dtype, &device)
-            })
-            .collect();
+        let (device, dtype) = (enc.device(), enc.dtype());
+        let self_attn = match recycled {
+            Some(caches) => caches.into_iter().map(|c| c.reset(max_len)).collect(),
+            None => self
+                .layers
+                .iter()
+                .map(|l| {
+                    let s = l.self_attention.shape;
+                    KvCache::new([rows, s.kv_heads, max_len, s.head_dim], dtype, &device)
+                })
+                .collect(),
+        };
         DecoderState {
             self_attn,
             cross_attn,
@@ -76,13 +97,13 @@ impl<B: DiaBackend> Decoder<B> {
         }
     }
 
-    /// Runs frames `tokens` `[rows, len, channels]` at positions `start..start + len`,
-    /// writing the self-attention caches; returns f32 logits `[rows, len, channels, vocab]`.
+    /// Runs frames `tokens` `[Σ rows, len, channels]`, rows in `groups` order, each group at
+    /// its own positions, writing its self-attention caches; returns f32 logits
+    /// `[Σ rows, len, channels, vocab]`.
     pub fn forward(
         &self,
         tokens: Tensor<B, 3, Int>,
-        start: usize,
-        state: &mut DecoderState<B>,
+        groups: &mut [DecodeGroup<'_, B>],
     ) -> Tensor<B, 4> {
         let [rows, len, channels] = tokens.dims();
         let mut x = self
@@ -95,30 +116,33 @@ impl<B: DiaBackend> Decoder<B> {
             })
             .reduce(|a, b| a + b)
             .expect("the config guarantees at least one channel");
-        let angles = self.rope.angles(start, len);
-        let cross_angles = self.cross_rope.as_ref().map(|r| r.angles(start, len));
-        let self_mask = if len > 1 {
-            AttnMask::Causal { start }
-        } else {
-            AttnMask::None
-        };
-        let cross_mask = match &state.cross_mask {
-            Some(m) => AttnMask::Padding(m.clone()),
-            None => AttnMask::None,
-        };
+        let inputs: Vec<GroupInputs<B>> =
+            groups.iter().map(|g| self.group_inputs(g, len)).collect();
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.pre_sa_norm.forward(x.clone());
-            let cache = (&mut state.self_attn[i], start);
-            x = x + layer
-                .self_attention
-                .forward(h, &angles, &self_mask, Some(cache));
+            let mut self_groups: Vec<SelfGroup<'_, B>> = groups
+                .iter_mut()
+                .zip(&inputs)
+                .map(|(g, p)| SelfGroup {
+                    rows: p.rows,
+                    rope: &p.angles,
+                    mask: &p.self_mask,
+                    cache: Some((&mut g.state.self_attn[i], g.start)),
+                })
+                .collect();
+            x = x + layer.self_attention.forward_groups(h, &mut self_groups);
+            let cross_groups: Vec<CrossGroup<'_, B>> = groups
+                .iter()
+                .zip(&inputs)
+                .map(|(g, p)| CrossGroup {
+                    rows: p.rows,
+                    kv: &g.state.cross_attn[i],
+                    rope: p.cross_angles.as_ref(),
+                    mask: &p.cross_mask,
+                })
+                .collect();
             let h = layer.pre_ca_norm.forward(x.clone());
-            x = x + layer.cross_attention.forward(
-                h,
-                &state.cross_attn[i],
-                cross_angles.as_ref(),
-                &cross_mask,
-            );
+            x = x + layer.cross_attention.forward(h, &cross_groups);
             let h = layer.pre_mlp_norm.forward(x.clone());
             x = x + layer.mlp.forward(h);
         }
@@ -128,5 +152,24 @@ impl<B: DiaBackend> Decoder<B> {
             .forward(h)
             .cast(DType::F32)
             .reshape([rows, len, channels, vocab])
+    }
+
+    /// A group's rotations, masks and row count for a pass of `len` frames.
+    fn group_inputs(&self, group: &DecodeGroup<'_, B>, len: usize) -> GroupInputs<B> {
+        let start = group.start;
+        GroupInputs {
+            rows: group.state.rows(),
+            angles: self.rope.angles(start, len),
+            cross_angles: self.cross_rope.as_ref().map(|r| r.angles(start, len)),
+            self_mask: if len > 1 {
+                AttnMask::Causal { start }
+            } else {
+                AttnMask::None
+            },
+            cross_mask: match &group.state.cross_mask {
+                Some(m) => AttnMask::Padding(m.clone()),
+                None => AttnMask::None,
+            },
+        }
     }
 }

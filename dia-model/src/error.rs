@@ -51,6 +51,9 @@ pub enum DiaError {
     /// A backend or dtype that this build or device cannot run.
     #[error("{0}")]
     Unavailable(String),
+    /// A continuous batch has no free slot: the caller queues the request until one leaves.
+    #[error("the batch is full ({max_batch} items): wait for an item to leave")]
+    BatchFull { max_batch: usize },
     /// Invalid generation input or parameter.
     #[error("{0}")]
     InvalidInput(String),

@@ -1,7 +1,8 @@
 //! Dia (Nari Labs' text-to-dialogue model) in Burn, generic over the backend.
 //!
 //! Load a checkpoint with [`DiaModel::load`], then generate DAC codes with [`generate`] (or
-//! step by step with [`Decoding`], or a script of any length in passes with
+//! step by step with [`Decoding`], requests joining and leaving a running batch with
+//! [`ContinuousBatch`], or a script of any length in passes with
 //! [`generate_long`]); `dia-dac` turns the codes into audio. Backends plug in through
 //! [`DiaBackend`]; [`BackendKind`] picks one at run time by name.
 //!
@@ -28,7 +29,9 @@ mod rope;
 mod runtime;
 mod tokenizer;
 
-pub use attention::{AttnMask, CrossAttention, HeadShape, QkvProjection, SelfAttention};
+pub use attention::{
+    AttnMask, CrossAttention, CrossGroup, HeadShape, QkvProjection, SelfAttention, SelfGroup,
+};
 pub use backend::DiaBackend;
 pub use cache::{CrossKv, DecoderState, KvCache};
 pub use checkpoint::CheckpointFiles;
@@ -36,18 +39,20 @@ pub use checkpoint::names::{
     Attn, CheckpointFormat, ModelParam, NormAt, ParamSpec, Proj, Stack, StoredTensor, Transform,
 };
 pub use config::{DecoderConfig, DiaConfig, EncoderConfig, ModelVersion};
-pub use decoder::{Decoder, DecoderLayer};
+pub use decoder::{DecodeGroup, Decoder, DecoderLayer};
 pub use dense::{Dense, Int8Weight};
 pub use encoder::{Encoder, EncoderLayer};
 pub use error::{DiaError, Result};
 pub use generation::{
-    DecodeStep, Decoding, DelayedTokens, EndReason, GeneratedCodes, GenerationConfig,
-    GenerationRequest, Sampler, SamplerParams, SpecialIds, StepEvent, check_request, generate,
+    ContinuousBatch, DecodeStep, Decoding, DelayedTokens, EndReason, GeneratedCodes,
+    GenerationConfig, GenerationRequest, ItemId, ItemStep, Sampler, SamplerParams, SpecialIds,
+    StepEvent, check_request, generate,
 };
 pub use longform::{
     CJK_CHARS_PER_SECOND, LETTERS_PER_SECOND, LongFormEvent, LongFormOptions, LongFormOutput,
-    LongFormRequest, NON_VERBAL_SECONDS, Pass, PassOutput, PlanOptions, Segment, VoiceMemory,
-    VoicePrompt, estimate_seconds, generate_long, pass_seed, plan, render, text_tokens, turns,
+    LongFormRequest, NON_VERBAL_SECONDS, Pass, PassOutput, PassRequest, PlanOptions, ScriptRun,
+    Segment, VoiceMemory, VoicePrompt, estimate_seconds, generate_long, pass_seed, plan, render,
+    text_tokens, turns,
 };
 pub use mlp::Mlp;
 pub use model::{DiaModel, TextBatch};

@@ -7,7 +7,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use crate::backend::DiaBackend;
 use crate::cache::DecoderState;
 use crate::config::DiaConfig;
-use crate::decoder::Decoder;
+use crate::decoder::{DecodeGroup, Decoder};
 use crate::encoder::Encoder;
 use crate::tokenizer::TEXT_PAD_ID;
 
@@ -79,7 +79,8 @@ impl<B: DiaBackend> DiaModel<B> {
         text: &TextBatch<B>,
         max_len: usize,
     ) -> DecoderState<B> {
-        self.decoder.init_state(enc, text.padding.clone(), max_len)
+        self.decoder
+            .init_state(enc, text.padding.clone(), max_len, None)
     }
 
     /// Decoder pass over frames `[rows, len, channels]` at positions `start..start + len`;
@@ -90,6 +91,18 @@ impl<B: DiaBackend> DiaModel<B> {
         start: usize,
         state: &mut DecoderState<B>,
     ) -> Tensor<B, 4> {
-        self.decoder.forward(tokens, start, state)
+        self.decoder
+            .forward(tokens, &mut [DecodeGroup { state, start }])
+    }
+
+    /// Decoder pass over frames `[Σ rows, len, channels]` whose rows belong to `groups`, each at
+    /// its own positions with its own caches (a continuous batch); f32 logits
+    /// `[Σ rows, len, channels, vocab]`.
+    pub fn decode_groups(
+        &self,
+        tokens: Tensor<B, 3, Int>,
+        groups: &mut [DecodeGroup<'_, B>],
+    ) -> Tensor<B, 4> {
+        self.decoder.forward(tokens, groups)
     }
 }

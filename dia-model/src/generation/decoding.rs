@@ -11,7 +11,8 @@ use super::delay::DelayedTokens;
 use super::sampling::{Sampler, SamplerParams, SpecialIds};
 use super::{EndReason, GeneratedCodes, GenerationConfig, GenerationRequest, validate};
 use crate::backend::DiaBackend;
-use crate::cache::DecoderState;
+use crate::cache::{DecoderState, KvCache};
+use crate::decoder::DecodeGroup;
 use crate::error::{DiaError, Result};
 use crate::model::{DiaModel, TextBatch};
 use crate::tokenizer::encode_text;
@@ -82,6 +83,17 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
         requests: &[GenerationRequest],
         config: &GenerationConfig,
     ) -> Result<Self> {
+        Self::start(model, requests, config, None)
+    }
+
+    /// [`Decoding::new`] with the self-attention caches of an earlier decoding of as many
+    /// items (see [`Decoding::into_results`]) instead of new ones.
+    pub(super) fn start(
+        model: &'m DiaModel<B>,
+        requests: &[GenerationRequest],
+        config: &GenerationConfig,
+        recycled: Option<Vec<KvCache<B>>>,
+    ) -> Result<Self> {
         validate::check(model, requests, config)?;
         let cfg = &model.config;
         let text_len = cfg.encoder.max_position_embeddings;
@@ -93,7 +105,10 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
         let texts: Vec<Vec<u32>> = encoded.iter().map(|e| e.tokens.clone()).collect();
         let batch = TextBatch::<B>::new(&texts, &model.device());
         let enc = model.encode(&batch);
-        let state = model.decoder_state(enc, &batch, config.max_tokens);
+        let state =
+            model
+                .decoder
+                .init_state(enc, batch.padding.clone(), config.max_tokens, recycled);
         let prompts: Vec<_> = requests.iter().map(|r| r.audio_prompt.as_deref()).collect();
         let (tokens, prefill) = DelayedTokens::with_prompts(
             &prompts,
@@ -154,14 +169,40 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
 
     /// Decodes one frame for every item; `None` once all have ended or the buffer is full.
     pub fn step(&mut self) -> Result<Option<DecodeStep>> {
-        if self.step >= self.tokens.len() || self.is_finished() {
+        if !self.is_running() {
             return Ok(None);
         }
-        let cur = self.step + 1;
         let input = self.input(self.step, 1);
         let logits = self.model.decode(input, self.step, &mut self.state);
-        let logits = host_logits(logits, cur)?;
-        let mut codes = self.sample(&logits);
+        let logits = host_logits(logits)?;
+        check_finite(&logits, self.step + 1)?;
+        Ok(Some(self.advance(&logits)))
+    }
+
+    /// Decoder frames in the cache: the position the next step's frame is written at.
+    pub(super) fn position(&self) -> usize {
+        self.step
+    }
+
+    /// Whether another step has a frame to decode.
+    pub(super) fn is_running(&self) -> bool {
+        self.step < self.tokens.len() && !self.is_finished()
+    }
+
+    /// The decoder state and the position the next step's frame goes to.
+    pub(super) fn next_pass(&mut self) -> DecodeGroup<'_, B> {
+        let start = self.step;
+        DecodeGroup {
+            state: &mut self.state,
+            start,
+        }
+    }
+
+    /// Takes the step's f32 logits `[2 · items, channels, vocab]`: samples, forces the tails,
+    /// writes the codes and reports which frames became final.
+    pub(super) fn advance(&mut self, logits: &[f32]) -> DecodeStep {
+        let cur = self.step + 1;
+        let mut codes = self.sample(logits);
         self.force_tails(cur, &mut codes);
         let max_delay = self.model.config.max_delay();
         if !self.bos_over {
@@ -181,11 +222,11 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
                 from..item.reported
             })
             .collect();
-        Ok(Some(DecodeStep {
+        DecodeStep {
             frame: cur,
             codes,
             new_frames,
-        }))
+        }
     }
 
     /// Delay-free output frames `frames` of `item`, `[frames][channels]`.
@@ -209,6 +250,12 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
     /// frames whose every channel has been generated and end as [`EndReason::Stopped`].
     pub fn stop(self) -> Vec<GeneratedCodes> {
         self.results(true)
+    }
+
+    /// Every item's codes ([`Decoding::finish`], or [`Decoding::stop`] when `stopped`) and the
+    /// self-attention caches, for the next decoding to reuse.
+    pub(super) fn into_results(self, stopped: bool) -> (Vec<GeneratedCodes>, Vec<KvCache<B>>) {
+        (self.results(stopped), self.state.self_attn)
     }
 
     fn results(&self, stopped: bool) -> Vec<GeneratedCodes> {
@@ -238,6 +285,14 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
     /// frames once per CFG row, empty slots as 0.
     fn input(&self, from: usize, len: usize) -> Tensor<B, 3, Int> {
         let channels = self.model.config.decoder.num_channels;
+        let rows = 2 * self.items.len();
+        let data = TensorData::new(self.input_ids(from, len), [rows, len, channels]);
+        Tensor::from_data(data, &self.model.device())
+    }
+
+    /// The ids of [`Decoding::input`], row-major.
+    pub(super) fn input_ids(&self, from: usize, len: usize) -> Vec<i64> {
+        let channels = self.model.config.decoder.num_channels;
         let items = self.items.len();
         let mut rows = Vec::with_capacity(2 * items * len * channels);
         for i in 0..items {
@@ -248,8 +303,7 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
                 }
             }
         }
-        let data = TensorData::new(rows, [2 * items, len, channels]);
-        Tensor::from_data(data, &self.model.device())
+        rows
     }
 
     /// Each item's next codes from its CFG rows of `logits` `[2 · items, channels, vocab]`.
@@ -318,16 +372,20 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
     }
 }
 
-/// A step's logits `[2 · items, 1, channels, vocab]` as f32 on the host; non-finite values are
-/// an error naming the frame (a broken checkpoint or input must not become silent garbage).
-fn host_logits<B: DiaBackend>(logits: Tensor<B, 4>, frame: usize) -> Result<Vec<f32>> {
-    let values = logits
+/// A step's logits `[rows, 1, channels, vocab]` as f32 on the host.
+pub(super) fn host_logits<B: DiaBackend>(logits: Tensor<B, 4>) -> Result<Vec<f32>> {
+    logits
         .into_data()
         .convert::<f32>()
         .into_vec::<f32>()
-        .map_err(|e| DiaError::InvalidInput(format!("reading logits: {e:?}")))?;
-    if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-        return Err(DiaError::NonFinite { frame, index: at });
+        .map_err(|e| DiaError::InvalidInput(format!("reading logits: {e:?}")))
+}
+
+/// Non-finite logits are an error naming the frame (a broken checkpoint or input must not
+/// become silent garbage).
+pub(super) fn check_finite(logits: &[f32], frame: usize) -> Result<()> {
+    match logits.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(DiaError::NonFinite { frame, index }),
+        None => Ok(()),
     }
-    Ok(values)
 }

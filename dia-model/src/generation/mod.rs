@@ -2,6 +2,7 @@
 //! delay pattern, EOS countdown, teacher forcing while prompts last) as a step-level state
 //! machine ([`Decoding`]), and [`generate`], the loop over it.
 
+mod continuous;
 mod decoding;
 mod delay;
 mod sampling;
@@ -9,6 +10,7 @@ mod validate;
 
 use std::ops::ControlFlow;
 
+pub use self::continuous::{ContinuousBatch, ItemId, ItemStep};
 pub use self::decoding::{DecodeStep, Decoding};
 pub use self::delay::DelayedTokens;
 pub use self::sampling::{Sampler, SamplerParams, SpecialIds};

@@ -9,11 +9,13 @@
 mod context;
 mod passes;
 mod plan;
+mod run;
 mod script;
 
 pub use self::context::{VoiceMemory, VoicePrompt};
 pub use self::passes::generate_long;
 pub use self::plan::{Pass, PlanOptions, plan, render, text_tokens};
+pub use self::run::{PassRequest, ScriptRun};
 pub use self::script::{
     CJK_CHARS_PER_SECOND, LETTERS_PER_SECOND, NON_VERBAL_SECONDS, Segment, estimate_seconds, turns,
 };

@@ -3,24 +3,12 @@
 
 use std::ops::ControlFlow;
 
-use super::context::{VoiceMemory, VoicePrompt};
-use super::plan::{Pass, plan, text_tokens};
-use super::script::turns;
-use super::{LongFormEvent, LongFormOptions, LongFormOutput, LongFormRequest, PassOutput};
+use super::run::ScriptRun;
+use super::{LongFormEvent, LongFormOptions, LongFormOutput, LongFormRequest};
 use crate::backend::DiaBackend;
 use crate::error::Result;
-use crate::generation::{
-    Decoding, EndReason, GeneratedCodes, GenerationConfig, GenerationRequest, StepEvent,
-};
+use crate::generation::{Decoding, GeneratedCodes, GenerationConfig, GenerationRequest, StepEvent};
 use crate::model::DiaModel;
-
-/// One item's plan and progress.
-struct ItemRun {
-    passes: Vec<Pass>,
-    voice: Option<VoicePrompt>,
-    memory: VoiceMemory,
-    output: LongFormOutput,
-}
 
 /// Speaks every request's script in as many passes as it needs; `on_event` sees passes start
 /// and end, every step, and each item's frames as they become final, and may stop the run
@@ -34,26 +22,14 @@ pub fn generate_long<B: DiaBackend>(
 ) -> Result<Vec<LongFormOutput>> {
     options.check()?;
     let text_len = model.config.encoder.max_position_embeddings;
-    let plan_options = options.plan_options(text_len);
-    let mut runs: Vec<ItemRun> = requests
+    let mut runs: Vec<ScriptRun> = requests
         .iter()
-        .map(|r| {
-            let mut memory = VoiceMemory::default();
-            if let Some(voice) = &r.voice {
-                memory.heard(&turns(&voice.transcript), &voice.codes);
-            }
-            ItemRun {
-                passes: plan(&r.script, &plan_options),
-                voice: r.voice.clone(),
-                memory,
-                output: LongFormOutput::default(),
-            }
-        })
+        .map(|r| ScriptRun::new(r, options, text_len))
         .collect();
-    let total = runs.iter().map(|r| r.passes.len()).max().unwrap_or(0);
+    let total = runs.iter().map(ScriptRun::passes).max().unwrap_or(0);
     for pass in 0..total {
         let items: Vec<usize> = (0..runs.len())
-            .filter(|&i| runs[i].passes.len() > pass)
+            .filter(|&i| runs[i].passes() > pass)
             .collect();
         let start = LongFormEvent::Pass {
             pass,
@@ -63,28 +39,22 @@ pub fn generate_long<B: DiaBackend>(
         if on_event(start).is_break() {
             break;
         }
-        let fits = |p: &VoicePrompt, pass: &Pass| -> bool {
-            p.codes.len() <= config.max_tokens / 2
-                && text_tokens(&p.transcript) + 1 + text_tokens(&pass.text) <= text_len
-        };
-        let prompts: Vec<_> = items
+        let pass_requests: Vec<_> = items
             .iter()
-            .map(|&i| runs[i].prompt(pass, options.context_seconds, &fits))
+            .map(|&i| {
+                runs[i]
+                    .next_request(config, options, text_len)
+                    .expect("the item has this pass")
+            })
             .collect();
-        let batch: Vec<GenerationRequest> = items
-            .iter()
-            .zip(&prompts)
-            .map(|(&i, prompt)| request(&runs[i].passes[pass], prompt.as_ref()))
-            .collect();
-        let pass_config = GenerationConfig {
-            seed: super::pass_seed(config.seed, pass),
-            ..*config
-        };
+        let batch: Vec<GenerationRequest> =
+            pass_requests.iter().map(|p| p.request.clone()).collect();
+        let pass_config = pass_requests[0].config;
         let (generated, mut stopped) =
             run_pass(model, &batch, &items, &pass_config, &mut on_event)?;
-        for (((&i, got), prompt), req) in items.iter().zip(generated).zip(prompts).zip(batch) {
-            let last = pass + 1 == runs[i].passes.len();
-            let output = runs[i].record(pass, got, prompt, req.text, pass_config.seed);
+        for ((&i, got), pass_request) in items.iter().zip(generated).zip(pass_requests) {
+            let last = pass + 1 == runs[i].passes();
+            let output = runs[i].record(pass_request, got);
             if !stopped {
                 let done = LongFormEvent::PassDone {
                     item: i,
@@ -98,78 +68,7 @@ pub fn generate_long<B: DiaBackend>(
             break;
         }
     }
-    Ok(runs.into_iter().map(|r| r.output).collect())
-}
-
-/// The generation request of `pass` under `prompt`: its transcript, a newline, the pass.
-fn request(pass: &Pass, prompt: Option<&VoicePrompt>) -> GenerationRequest {
-    match prompt {
-        Some(p) if p.transcript.trim().is_empty() => GenerationRequest {
-            text: pass.text.clone(),
-            audio_prompt: Some(p.codes.clone()),
-        },
-        Some(p) => GenerationRequest {
-            text: format!("{}\n{}", p.transcript, pass.text),
-            audio_prompt: Some(p.codes.clone()),
-        },
-        None => GenerationRequest {
-            text: pass.text.clone(),
-            audio_prompt: None,
-        },
-    }
-}
-
-impl ItemRun {
-    /// The prompt of pass `pass`: the user's voice for the first, carried audio after.
-    fn prompt(
-        &self,
-        pass: usize,
-        context_seconds: f32,
-        fits: &impl Fn(&VoicePrompt, &Pass) -> bool,
-    ) -> Option<VoicePrompt> {
-        let next = &self.passes[pass];
-        if pass == 0 {
-            return self.voice.clone();
-        }
-        let prompt = self
-            .memory
-            .prompt(&next.segments, context_seconds, |p| fits(p, next));
-        if prompt.is_none() && self.output.passes.iter().any(|p| !p.codes.is_empty()) {
-            tracing::warn!(
-                pass,
-                "no earlier audio fits the frame and text budget: this pass starts unprompted"
-            );
-        }
-        prompt
-    }
-
-    /// Takes in what pass `pass` generated; returns its output.
-    fn record(
-        &mut self,
-        pass: usize,
-        got: GeneratedCodes,
-        prompt: Option<VoicePrompt>,
-        text: String,
-        seed: u64,
-    ) -> &PassOutput {
-        if got.end == EndReason::LengthCap {
-            tracing::warn!(
-                pass,
-                frames = got.codes.len(),
-                "a pass reached the length cap without ending: its speech may be cut"
-            );
-        }
-        self.memory.heard(&self.passes[pass].segments, &got.codes);
-        self.output.passes.push(PassOutput {
-            pass,
-            text,
-            prompt: prompt.map(|p| p.codes),
-            codes: got.codes,
-            end: got.end,
-            seed,
-        });
-        self.output.passes.last().expect("just pushed")
-    }
+    Ok(runs.into_iter().map(ScriptRun::into_output).collect())
 }
 
 /// Decodes one pass for `items` (its batch rows), reporting steps and final frames; returns

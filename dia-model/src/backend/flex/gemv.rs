@@ -8,8 +8,9 @@ use rayon::prelude::*;
 
 use super::simd::Widen;
 
-/// Row count up to which this kernel is used (a decode step has two rows per item).
-pub const MAX_ROWS: usize = 8;
+/// Row count up to which this kernel is used: a decode step has two rows per item, so up to
+/// eight items of a continuous batch, each row summed exactly as when it is alone.
+pub const MAX_ROWS: usize = 16;
 
 /// `x` `[rows, k]` (f32, row-major) times `w` `[k, n]` (row-major) → `[rows, n]` f32.
 ///
@@ -310,6 +311,8 @@ mod tests {
             (8, 256, 72),
             (2, 1030, 40),
             (8, 600, 9000),
+            (13, 1030, 200),
+            (16, 520, 100),
         ] {
             let x = values(rows * k, 1);
             let w = values(k * n, 2);
@@ -320,6 +323,37 @@ mod tests {
             check(&x, rows, &wb, k, n);
             let wq: Vec<i8> = w.iter().map(|&v| (v * 254.0) as i8).collect();
             check(&x, rows, &wq, k, n);
+        }
+    }
+
+    /// A row's sums do not depend on the rows beside it (continuous batching relies on it): each
+    /// row of a product of up to 16 rows equals, bit for bit, that row's product alone.
+    #[test]
+    fn a_row_does_not_depend_on_the_row_count() {
+        let (k, n) = (1100, 300);
+        let w: Vec<bf16> = values(k * n, 6)
+            .iter()
+            .map(|&v| bf16::from_f32(v))
+            .collect();
+        let wf = values(k * n, 7);
+        for rows in [2, 3, 8, 13, 16] {
+            let x = values(rows * k, 5);
+            let (all, all_f) = (matmul(&x, rows, &w, k, n), matmul(&x, rows, &wf, k, n));
+            for r in 0..rows {
+                let row = &x[r * k..][..k];
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                let (alone, alone_f) = (matmul(row, 1, &w, k, n), matmul(row, 1, &wf, k, n));
+                assert_eq!(
+                    bits(&all[r * n..][..n]),
+                    bits(&alone),
+                    "bf16 row {r} of {rows}"
+                );
+                assert_eq!(
+                    bits(&all_f[r * n..][..n]),
+                    bits(&alone_f),
+                    "f32 row {r} of {rows}"
+                );
+            }
         }
     }
 

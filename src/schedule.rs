@@ -1,0 +1,251 @@
+//! Speech for many jobs at once on a continuous batch ([`ContinuousBatch`]): a job's pass joins
+//! the running batch as soon as a slot is free and leaves when it ends, the next pass of a long
+//! script joining right after (its voice carried over as in [`crate::generate_long_streaming`]).
+//! A job's codes do not depend on what else runs beside it, so its audio is that of its solo
+//! run; a streamed job's audio is handed over as it becomes final.
+
+use std::collections::{HashMap, VecDeque};
+
+use dia_dac::{Dac, StreamWindows, StreamingDecoder};
+use dia_model::{
+    ContinuousBatch, DiaBackend, DiaError, DiaModel, GenerationConfig, ItemId, LongFormOptions,
+    LongFormOutput, LongFormRequest, PassRequest, ScriptRun,
+};
+
+use crate::stream::{StreamError, push_frames};
+
+/// A script to speak, with its own parameters and seed.
+#[derive(Debug, Clone)]
+pub struct SpeechJob {
+    pub script: LongFormRequest,
+    pub config: GenerationConfig,
+    /// Hand the audio over as it becomes final ([`SpeechEvent::Audio`]); otherwise the caller
+    /// decodes the codes of [`SpeechEvent::Done`].
+    pub stream: bool,
+}
+
+/// A job of a [`SpeechScheduler`], unique for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(u64);
+
+/// What a scheduler step reports.
+#[derive(Debug)]
+pub enum SpeechEvent<'a> {
+    /// Pass `pass` of `passes` of `job` joined the batch (text encoded, prompt prefilled).
+    Started {
+        job: JobId,
+        pass: usize,
+        passes: usize,
+    },
+    /// Final samples of a streamed job, following those handed over before.
+    Audio { job: JobId, samples: &'a [f32] },
+    /// The job spoke its whole script (a streamed job's last samples came before).
+    Done { job: JobId, output: LongFormOutput },
+    /// The job failed (bad input found at its pass's start, non-finite logits, the codec) and
+    /// left; the others go on.
+    Failed { job: JobId, error: StreamError },
+}
+
+/// A job's script, parameters, decoder and the batch item of its running pass.
+struct JobState<'a, B: DiaBackend> {
+    run: ScriptRun,
+    config: GenerationConfig,
+    decoder: Option<StreamingDecoder<'a, B>>,
+    item: Option<(ItemId, PassRequest)>,
+}
+
+/// Jobs waiting for a slot and jobs in the batch; [`SpeechScheduler::step`] admits, decodes
+/// one frame for every running job and reports.
+pub struct SpeechScheduler<'a, B: DiaBackend> {
+    model: &'a DiaModel<B>,
+    dac: &'a Dac<B>,
+    batch: ContinuousBatch<'a, B>,
+    options: LongFormOptions,
+    windows: StreamWindows,
+    jobs: HashMap<JobId, JobState<'a, B>>,
+    /// Jobs whose next pass waits for a slot; a long script's next pass goes first.
+    waiting: VecDeque<JobId>,
+    items: HashMap<ItemId, JobId>,
+    next_job: u64,
+}
+
+impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
+    /// A scheduler running up to `max_batch` jobs at once, long scripts cut per `options`.
+    pub fn new(
+        model: &'a DiaModel<B>,
+        dac: &'a Dac<B>,
+        max_batch: usize,
+        options: LongFormOptions,
+    ) -> Result<Self, StreamError> {
+        options.check()?;
+        Ok(Self {
+            model,
+            dac,
+            batch: ContinuousBatch::new(model, max_batch)?,
+            options,
+            windows: StreamWindows::default(),
+            jobs: HashMap::new(),
+            waiting: VecDeque::new(),
+            items: HashMap::new(),
+            next_job: 0,
+        })
+    }
+
+    /// Queues `job`; its first pass is checked now (bad input is an error here, not later).
+    pub fn submit(&mut self, job: SpeechJob) -> Result<JobId, StreamError> {
+        let text_len = self.model.config.encoder.max_position_embeddings;
+        let run = ScriptRun::new(&job.script, &self.options, text_len);
+        let first = run
+            .next_request(&job.config, &self.options, text_len)
+            .ok_or_else(|| DiaError::InvalidInput("the script has nothing to say".into()))?;
+        dia_model::check_request(self.model, &first.request, &first.config)?;
+        let decoder = match job.stream {
+            true => Some(self.dac.streaming_decoder(self.windows)?),
+            false => None,
+        };
+        let id = JobId(self.next_job);
+        self.next_job += 1;
+        let state = JobState {
+            run,
+            config: job.config,
+            decoder,
+            item: None,
+        };
+        self.jobs.insert(id, state);
+        self.waiting.push_back(id);
+        Ok(id)
+    }
+
+    /// Jobs submitted and not yet done, failed or cancelled.
+    pub fn jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Jobs waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Jobs in the batch.
+    pub fn running(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Whether no job is queued or running.
+    pub fn is_idle(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Stops `job` wherever it is and frees its slot; returns the passes it finished and the
+    /// frames of the running one (ended as stopped). `None` for an unknown job.
+    pub fn cancel(&mut self, job: JobId) -> Option<LongFormOutput> {
+        let mut state = self.jobs.remove(&job)?;
+        self.waiting.retain(|&j| j != job);
+        if let Some((item, pass)) = state.item.take() {
+            self.items.remove(&item);
+            if let Some(got) = self.batch.leave(item) {
+                state.run.record(pass, got);
+            }
+        }
+        Some(state.run.into_output())
+    }
+
+    /// Admits waiting jobs into free slots, decodes one frame for every job in the batch and
+    /// reports what happened through `on_event`. Returns how many jobs decoded a frame (0 once
+    /// idle). An error here concerns the whole batch (the backend failed).
+    pub fn step(
+        &mut self,
+        mut on_event: impl FnMut(SpeechEvent<'_>),
+    ) -> Result<usize, StreamError> {
+        self.admit(&mut on_event);
+        let steps = self.batch.step()?;
+        let decoded = steps.len();
+        for step in steps {
+            let Some(&job) = self.items.get(&step.id) else {
+                continue;
+            };
+            let result = match step.outcome {
+                Ok(s) => self.advance(job, step.id, s.new_frames[0].clone(), &mut on_event),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(error) = result {
+                self.cancel(job);
+                on_event(SpeechEvent::Failed { job, error });
+            }
+        }
+        Ok(decoded)
+    }
+
+    /// Joins the next pass of waiting jobs while there is room; a pass refused at its start
+    /// fails its job.
+    fn admit(&mut self, on_event: &mut impl FnMut(SpeechEvent<'_>)) {
+        let text_len = self.model.config.encoder.max_position_embeddings;
+        while self.batch.has_room()
+            && let Some(job) = self.waiting.pop_front()
+        {
+            let state = self.jobs.get_mut(&job).expect("a waiting job exists");
+            let Some(pass) = state
+                .run
+                .next_request(&state.config, &self.options, text_len)
+            else {
+                continue;
+            };
+            match self.batch.join(&pass.request, &pass.config) {
+                Ok(item) => {
+                    let (index, passes) = (pass.pass, state.run.passes());
+                    state.item = Some((item, pass));
+                    self.items.insert(item, job);
+                    on_event(SpeechEvent::Started {
+                        job,
+                        pass: index,
+                        passes,
+                    });
+                }
+                Err(e) => {
+                    self.cancel(job);
+                    on_event(SpeechEvent::Failed {
+                        job,
+                        error: e.into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Hands `job`'s new final frames to its decoder and, when its pass has ended, records the
+    /// pass and either queues the next or reports the job done.
+    fn advance(
+        &mut self,
+        job: JobId,
+        item: ItemId,
+        new_frames: std::ops::Range<usize>,
+        on_event: &mut impl FnMut(SpeechEvent<'_>),
+    ) -> Result<(), StreamError> {
+        let frames = self.batch.frames(item, new_frames).unwrap_or_default();
+        let ended = self.batch.is_finished(item) == Some(true);
+        let state = self.jobs.get_mut(&job).expect("a running job exists");
+        let last = ended && state.run.done() + 1 == state.run.passes();
+        let samples = push_frames(&mut state.decoder, &frames, last)?;
+        if !samples.is_empty() {
+            on_event(SpeechEvent::Audio {
+                job,
+                samples: &samples,
+            });
+        }
+        if !ended {
+            return Ok(());
+        }
+        let got = self.batch.leave(item).expect("the item is in the batch");
+        self.items.remove(&item);
+        let (_, pass) = state.item.take().expect("the job has a running pass");
+        state.run.record(pass, got);
+        if state.run.is_done() {
+            let state = self.jobs.remove(&job).expect("the job exists");
+            let output = state.run.into_output();
+            on_event(SpeechEvent::Done { job, output });
+        } else {
+            self.waiting.push_front(job);
+        }
+        Ok(())
+    }
+}
