@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 
 use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
 use burn::tensor::DType;
+use common::batching::{group_logits_diff, run, schedule, solo};
 use common::greedy::{case_inputs, check_greedy_cases, golden_cases};
 use common::layers::{Diffs, assert_within, layer_diffs};
 use dia_model::{DiaModel, ModelOptions, generate};
@@ -26,6 +27,11 @@ const F32_TOL: f32 = 1e-3;
 /// logits 4.27e-2 and step logits 2.14e-2 off the reference (encoder output 1.17e-2), for
 /// logits of magnitude ~1; f16 keeps about three significant digits per layer.
 const F16_LOGITS_TOL: f32 = 0.1;
+
+/// A grouped decoder pass (continuous batching) against each item's pass alone: Burn's matmul
+/// tiles differ with the row count, so the last bits may differ; measured on lavapipe: 0 (the
+/// fixture's shapes fit one tile either way).
+const GROUPED_LOGITS_TOL: f32 = 1e-5;
 
 /// Golden cases whose greedy codes are compared (the "first two").
 const GREEDY_CASES: usize = 2;
@@ -98,5 +104,32 @@ fn f16_greedy_runs_complete() {
                 .all(|f| f.len() == 9 && f.iter().all(|&c| c <= 1023));
             assert!(well_formed, "case {index} item {item}: malformed frame");
         }
+    }
+}
+
+/// Continuous batching on the GPU path: a grouped pass stays within [`GROUPED_LOGITS_TOL`] of
+/// each item alone, and greedy items joining a running batch get their solo codes.
+#[test]
+fn continuous_batching_matches_solo_runs() {
+    let device = WgpuDevice::default();
+    let diff = group_logits_diff::<Wgpu>("dia-tiny", &device);
+    eprintln!("wgpu f32 grouped pass vs alone: {diff:e}");
+    assert!(
+        diff <= GROUPED_LOGITS_TOL,
+        "grouped logits differ by {diff}"
+    );
+    let model = DiaModel::<Wgpu>::load(
+        &common::fixture("dia-tiny"),
+        ModelOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let greedy: Vec<_> = schedule()
+        .into_iter()
+        .filter(|item| item.config.temperature == 0.0)
+        .collect();
+    let (got, _) = run(&model, &greedy, 2, None);
+    for (i, (item, got)) in greedy.iter().zip(&got).enumerate() {
+        assert_eq!(got, &solo(&model, item), "item {i}");
     }
 }

@@ -1,6 +1,7 @@
 //! Shared test support: fixture paths, golden tensors, backends and comparisons.
 #![allow(dead_code)]
 
+pub mod batching;
 pub mod greedy;
 pub mod layers;
 
