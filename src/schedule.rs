@@ -188,6 +188,10 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
                 .run
                 .next_request(&state.config, &self.options, text_len)
             else {
+                // Nothing left to say (not reached: a job leaves when its last pass ends).
+                let state = self.jobs.remove(&job).expect("the job exists");
+                let output = state.run.into_output();
+                on_event(SpeechEvent::Done { job, output });
                 continue;
             };
             match self.batch.join(&pass.request, &pass.config) {

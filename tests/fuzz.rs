@@ -5,6 +5,8 @@
 //! asked per reader: `DIA_FUZZ_SECONDS=600 cargo test --release --test fuzz -- --ignored`.
 
 mod common;
+#[path = "common/mutate.rs"]
+mod mutate;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -13,75 +15,9 @@ use std::time::{Duration, Instant};
 use common::asset;
 use dia_burn::dia_dac::Dac;
 use dia_burn::dia_model::{DiaModel, ModelOptions};
+use mutate::{Rng, long_run, mutate};
 
 type B = burn_flex::Flex;
-
-/// SplitMix64: a seeded stream of mutation choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-/// `bytes` with one mutation, and what it was.
-fn mutate(bytes: &[u8], rng: &mut Rng) -> (Vec<u8>, String) {
-    let mut out = bytes.to_vec();
-    let len = out.len();
-    match rng.below(5) {
-        0 => {
-            let flips = 1 + rng.below(8);
-            for _ in 0..flips {
-                let at = rng.below(len);
-                out[at] ^= 1 << rng.below(8);
-            }
-            (out, format!("{flips} bit flips"))
-        }
-        1 => {
-            let at = rng.below(len);
-            out.truncate(at);
-            (out, format!("truncated to {at}"))
-        }
-        2 => {
-            let (from, to, n) = (rng.below(len), rng.below(len), 1 + rng.below(64));
-            let chunk: Vec<u8> = out[from..len.min(from + n)].to_vec();
-            let end = len.min(to + chunk.len());
-            out[to..end].copy_from_slice(&chunk[..end - to]);
-            (out, format!("{n} bytes from {from} copied to {to}"))
-        }
-        3 => {
-            // A forged little-endian length at the front (safetensors' header size) or anywhere.
-            let at = if rng.below(2) == 0 {
-                0
-            } else {
-                rng.below(len.saturating_sub(8))
-            };
-            let value = match rng.below(3) {
-                0 => u64::MAX,
-                1 => rng.next() >> rng.below(64),
-                _ => len as u64 + rng.below(1 << 20) as u64,
-            };
-            let end = len.min(at + 8);
-            out[at..end].copy_from_slice(&value.to_le_bytes()[..end - at]);
-            (out, format!("length {value} forged at {at}"))
-        }
-        _ => {
-            let at = rng.below(len);
-            let n = 1 + rng.below(256);
-            out.splice(at..at, std::iter::repeat_n(0xff, n));
-            (out, format!("{n} bytes of 0xff inserted at {at}"))
-        }
-    }
-}
 
 /// One reader under test: copies `fixture` into a fresh directory with `file` mutated, then
 /// `load`s the directory.
@@ -215,13 +151,7 @@ fn mutated_checkpoints_load_or_fail_cleanly() {
 #[test]
 #[ignore = "long run: set DIA_FUZZ_SECONDS"]
 fn mutated_checkpoints_long_run() {
-    let seconds: u64 = std::env::var("DIA_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let (seconds, seed) = long_run();
     for target in &TARGETS {
         let start = Instant::now();
         let (runs, errors) = fuzz(target, seed, |_| {
