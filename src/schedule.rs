@@ -61,7 +61,6 @@ pub struct SpeechScheduler<'a, B: DiaBackend> {
     dac: &'a Dac<B>,
     batch: ContinuousBatch<'a, B>,
     options: LongFormOptions,
-    windows: StreamWindows,
     jobs: HashMap<JobId, JobState<'a, B>>,
     /// Jobs whose next pass waits for a slot; a long script's next pass goes first.
     waiting: VecDeque<JobId>,
@@ -83,7 +82,6 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
             dac,
             batch: ContinuousBatch::new(model, max_batch)?,
             options,
-            windows: StreamWindows::default(),
             jobs: HashMap::new(),
             waiting: VecDeque::new(),
             items: HashMap::new(),
@@ -100,7 +98,7 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
             .ok_or_else(|| DiaError::InvalidInput("the script has nothing to say".into()))?;
         dia_model::check_request(self.model, &first.request, &first.config)?;
         let decoder = match job.stream {
-            true => Some(self.dac.streaming_decoder(self.windows)?),
+            true => Some(self.dac.streaming_decoder(StreamWindows::default())?),
             false => None,
         };
         let id = JobId(self.next_job);
@@ -225,9 +223,14 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
         new_frames: std::ops::Range<usize>,
         on_event: &mut impl FnMut(SpeechEvent<'_>),
     ) -> Result<(), StreamError> {
-        let frames = self.batch.frames(item, new_frames).unwrap_or_default();
         let ended = self.batch.is_finished(item) == Some(true);
         let state = self.jobs.get_mut(&job).expect("a running job exists");
+        // Only a streamed job's decoder needs the frames as they come (the codes are whole at
+        // the end): no undelaying on every step for the others.
+        let frames = match (&state.decoder, new_frames.is_empty()) {
+            (Some(_), false) => self.batch.frames(item, new_frames).unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let last = ended && state.run.done() + 1 == state.run.passes();
         let samples = push_frames(&mut state.decoder, &frames, last)?;
         if !samples.is_empty() {
