@@ -95,27 +95,97 @@ fn decode_mono(path: &Path, max_seconds: Option<f64>) -> Result<(Vec<f32>, u32)>
 }
 
 fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
-    let chunk = 1024;
-    let mut resampler = FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 2, 1)?;
-    let delay = resampler.output_delay();
-    let expected = (samples.len() as u64 * u64::from(to) / u64::from(from)) as usize;
-    let mut out = Vec::with_capacity(expected + delay + chunk);
-    let mut chunks = samples.chunks(chunk);
-    for piece in chunks.by_ref() {
-        let produced = if piece.len() == chunk {
-            resampler.process(&[piece], None)?
-        } else {
-            resampler.process_partial(Some(&[piece]), None)?
-        };
-        out.extend_from_slice(&produced[0]);
+    let mut resampler = StreamResampler::new(from, to)?;
+    let mut out = resampler.push(samples)?;
+    out.extend(resampler.finish()?);
+    Ok(out)
+}
+
+/// Band-limited resampling of a signal that arrives in pieces: each push returns the output
+/// samples that are ready, `finish` the rest. The pieces joined are the whole signal resampled
+/// (`len * to / from` samples, the filter's delay removed), however the input was cut.
+pub struct StreamResampler {
+    resampler: FftFixedIn<f32>,
+    /// Input not yet a whole chunk.
+    pending: Vec<f32>,
+    /// Output samples still to drop at the start (the filter's delay).
+    skip: usize,
+    /// Input samples pushed and output samples returned.
+    consumed: u64,
+    produced: u64,
+    from: u32,
+    to: u32,
+}
+
+/// Input samples the resampler takes at a time.
+const RESAMPLE_CHUNK: usize = 1024;
+
+impl StreamResampler {
+    /// A resampler from `from` Hz to `to` Hz (mono).
+    pub fn new(from: u32, to: u32) -> Result<Self> {
+        let resampler = FftFixedIn::<f32>::new(from as usize, to as usize, RESAMPLE_CHUNK, 2, 1)?;
+        Ok(Self {
+            skip: resampler.output_delay(),
+            resampler,
+            pending: Vec::with_capacity(RESAMPLE_CHUNK),
+            consumed: 0,
+            produced: 0,
+            from,
+            to,
+        })
     }
-    // Flush the resampler's delay line.
-    while out.len() < expected + delay {
-        let produced = resampler.process_partial::<&[f32]>(None, None)?;
-        if produced[0].is_empty() {
-            break;
+
+    /// Takes `samples` and returns the output that is ready.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>> {
+        self.consumed += samples.len() as u64;
+        let mut out = Vec::new();
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let take = (RESAMPLE_CHUNK - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() == RESAMPLE_CHUNK {
+                let produced = self.resampler.process(&[&self.pending], None)?;
+                self.pending.clear();
+                self.emit(&produced[0], &mut out);
+            }
         }
-        out.extend_from_slice(&produced[0]);
+        Ok(out)
     }
-    Ok(out.into_iter().skip(delay).take(expected).collect())
+
+    /// The remaining output: the last partial chunk and the filter's tail, up to the length
+    /// the whole input resampled has.
+    pub fn finish(mut self) -> Result<Vec<f32>> {
+        let expected = self.consumed * u64::from(self.to) / u64::from(self.from);
+        let mut out = Vec::new();
+        if !self.pending.is_empty() {
+            let produced = self
+                .resampler
+                .process_partial(Some(&[&self.pending]), None)?;
+            self.emit(&produced[0], &mut out);
+        }
+        while self.produced < expected {
+            let produced = self.resampler.process_partial::<&[f32]>(None, None)?;
+            if produced[0].is_empty() {
+                break;
+            }
+            self.emit(&produced[0], &mut out);
+        }
+        let extra = (self.produced.saturating_sub(expected)) as usize;
+        out.truncate(out.len().saturating_sub(extra));
+        Ok(out)
+    }
+
+    /// Appends `produced` to `out`, less the delay still to skip.
+    fn emit(&mut self, produced: &[f32], out: &mut Vec<f32>) {
+        let skip = self.skip.min(produced.len());
+        self.skip -= skip;
+        out.extend_from_slice(&produced[skip..]);
+        self.produced += (produced.len() - skip) as u64;
+    }
+}
+
+/// A float sample as 16-bit PCM: clamped to [-1, 1], scaled by `i16::MAX`, truncated.
+pub fn to_i16(s: f32) -> i16 {
+    (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16
 }

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::DType;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dia_model::{BackendKind, LongFormOptions, WeightStorage};
+use dia_infer::runtime::{ModelArgs, RuntimeArgs};
+use dia_model::LongFormOptions;
 
 /// Text in, 44.1 kHz speech out: Nari Labs' Dia and the Descript Audio Codec on Burn.
 #[derive(Debug, Parser)]
@@ -25,39 +25,6 @@ pub enum Command {
     Decode(DecodeArgs),
 }
 
-/// Where the weights come from and what runs them.
-#[derive(Debug, Args, Clone)]
-pub struct RuntimeArgs {
-    /// Compute backend: auto, flex, ndarray, wgpu, wgpu-nofusion or cuda; `auto` picks the
-    /// best one compiled in (cuda, then wgpu, then flex).
-    #[arg(long, default_value = "auto", value_parser = parse_backend)]
-    pub backend: BackendKind,
-    /// Model compute dtype: f32, f16 or bf16 [default: bf16 on CUDA, f32 elsewhere].
-    #[arg(long, value_parser = parse_dtype)]
-    pub dtype: Option<DType>,
-    /// Codec repository on the Hugging Face hub.
-    #[arg(
-        long,
-        default_value = "descript/dac_44khz",
-        conflicts_with = "dac_path"
-    )]
-    pub dac: String,
-    /// Local codec weights: a `.pth`, a safetensors file or a transformers directory.
-    #[arg(long)]
-    pub dac_path: Option<PathBuf>,
-    /// Print no progress bar and no summary.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-fn parse_backend(s: &str) -> Result<BackendKind, String> {
-    s.parse().map_err(|e: dia_model::DiaError| e.to_string())
-}
-
-fn parse_dtype(s: &str) -> Result<DType, String> {
-    dia_model::parse_dtype(s)
-}
-
 /// WAV sample formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum WavFormat {
@@ -66,25 +33,12 @@ pub enum WavFormat {
     F32,
 }
 
-fn parse_weights(s: &str) -> Result<WeightStorage, String> {
-    s.parse()
-}
-
 impl GenerateArgs {
     /// How long scripts are cut into passes and carried.
     pub fn long_form(&self) -> LongFormOptions {
         LongFormOptions {
             chunk_seconds: self.chunk_seconds,
             context_seconds: self.context_seconds,
-        }
-    }
-
-    /// The weight storage asked for (`--int8` is `--weights int8`); `None`: the compute dtype.
-    pub fn weight_storage(&self) -> Option<WeightStorage> {
-        if self.int8 {
-            Some(WeightStorage::Int8)
-        } else {
-            self.weights
         }
     }
 }
@@ -107,24 +61,8 @@ pub struct GenerateArgs {
     pub stream: bool,
     #[arg(long, value_enum, default_value_t = WavFormat::I16)]
     pub wav_format: WavFormat,
-    /// Model repository on the Hugging Face hub.
-    #[arg(
-        long,
-        default_value = "nari-labs/Dia-1.6B-0626",
-        conflicts_with = "model_dir"
-    )]
-    pub model: String,
-    /// Local checkpoint directory (config.json + safetensors, any supported layout).
-    #[arg(long)]
-    pub model_dir: Option<PathBuf>,
-    /// How the model's projection weights are stored: f32, f16, bf16 or int8 (one scale per
-    /// output column) [default: the --dtype]. Activations stay in --dtype; narrower weights
-    /// mean less memory and faster CPU decoding, slightly less precise.
-    #[arg(long, value_parser = parse_weights)]
-    pub weights: Option<WeightStorage>,
-    /// Same as `--weights int8`.
-    #[arg(long, conflicts_with = "weights")]
-    pub int8: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Absolute decoder frames, audio prompt included [default: the model's limit].

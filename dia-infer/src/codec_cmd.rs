@@ -6,10 +6,13 @@ use burn::tensor::backend::Backend;
 use dia_dac::{Dac, StreamWindows};
 use dia_model::DiaBackend;
 
-use crate::backend::{Command, dispatch};
-use crate::cli::{DecodeArgs, EncodeArgs, RuntimeArgs};
+use dia_infer::backend::{Command, dispatch};
+use dia_infer::runtime::RuntimeArgs;
+use dia_infer::{audio, codes, files};
+
+use crate::cli::{DecodeArgs, EncodeArgs};
+use crate::sink;
 use crate::speak::DECODE_WINDOW_FRAMES;
-use crate::{audio, codes, files, hub, sink};
 
 /// Audio file → codes JSON.
 pub fn encode(args: &EncodeArgs) -> Result<()> {
@@ -28,7 +31,7 @@ pub fn decode(args: &DecodeArgs) -> Result<()> {
 }
 
 fn load_dac<B: Backend>(runtime: &RuntimeArgs, device: &B::Device) -> Result<Dac<B>> {
-    let path = hub::dac_path(&runtime.dac, runtime.dac_path.as_deref(), runtime.quiet)?;
+    let path = runtime.dac_path()?;
     Dac::<B>::load(&path, device)
         .with_context(|| format!("cannot load the codec from {}", path.display()))
 }

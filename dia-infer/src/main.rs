@@ -1,12 +1,7 @@
 //! `dia-infer`: generate speech with Dia, or encode/decode audio with DAC.
 
-mod audio;
-mod backend;
 mod cli;
 mod codec_cmd;
-mod codes;
-mod files;
-mod hub;
 mod jobs;
 mod progress;
 mod sink;

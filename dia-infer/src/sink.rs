@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::WavFormat;
-use crate::files;
+use dia_infer::audio::to_i16;
+use dia_infer::files;
 
 /// The output path that means stdout.
 pub fn is_stdout(path: &Path) -> bool {
@@ -101,10 +102,6 @@ impl AudioSink {
             Self::Stdout(out) => out.lock().flush().map_err(stdout_error),
         }
     }
-}
-
-fn to_i16(s: f32) -> i16 {
-    (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16
 }
 
 fn stdout_error(e: std::io::Error) -> anyhow::Error {

@@ -13,15 +13,17 @@ use dia_burn::{JobId, SpeechEvent, SpeechJob, SpeechScheduler};
 use dia_dac::Dac;
 use dia_model::{
     CheckpointFiles, DiaBackend, DiaModel, GenerationConfig, GenerationRequest, LongFormRequest,
-    ModelOptions, PlanOptions, VoicePrompt, plan,
+    PlanOptions, VoicePrompt, plan,
 };
 
-use crate::backend::{Command, dispatch};
 use crate::cli::GenerateArgs;
+use crate::jobs;
 use crate::jobs::Job;
 use crate::progress::Progress;
 use crate::sink::{self, AudioSink};
-use crate::{audio, codes, files, hub, jobs};
+use dia_infer::backend::{Command, dispatch};
+use dia_infer::runtime::load;
+use dia_infer::{audio, codes, files};
 
 /// Frames the codec decodes at a time: bounds memory on long outputs.
 pub const DECODE_WINDOW_FRAMES: usize = 256;
@@ -56,8 +58,8 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         .collect();
     files::check_outputs(&files, &inputs)?;
     let quiet = args.runtime.quiet;
-    let model = hub::model_files(&args.model, args.model_dir.as_deref(), quiet)?;
-    let dac = hub::dac_path(&args.runtime.dac, args.runtime.dac_path.as_deref(), quiet)?;
+    let model = args.model.files(quiet)?;
+    let dac = args.runtime.dac_path()?;
     let mut read = model.paths()?;
     read.extend(files::files_at(&dac));
     let read: Vec<&Path> = read.iter().map(PathBuf::as_path).collect();
@@ -84,7 +86,7 @@ impl Command for Speak<'_> {
     fn run<B: DiaBackend>(self, device: B::Device, dtype: DType) -> Result<()> {
         let args = self.args;
         let started = Instant::now();
-        let (model, dac) = load::<B>(args, &self.model, &self.dac, &device, dtype)?;
+        let (model, dac) = load::<B>(&args.model, &self.model, &self.dac, &device, dtype)?;
         let config = generation_config(args, &model);
         // Every job's prompt is read and checked before the first job runs.
         let prompts = self
@@ -109,33 +111,6 @@ impl Command for Speak<'_> {
         }
         Ok(())
     }
-}
-
-/// The model and the codec from their files, checked to speak the same channels.
-fn load<B: DiaBackend>(
-    args: &GenerateArgs,
-    files: &CheckpointFiles,
-    dac_path: &Path,
-    device: &B::Device,
-    dtype: DType,
-) -> Result<(DiaModel<B>, Dac<B>)> {
-    let options = ModelOptions {
-        dtype,
-        weights: args.weight_storage(),
-        ..ModelOptions::default()
-    };
-    let model = DiaModel::<B>::load_files(files, options, device)
-        .with_context(|| format!("cannot load the model from {}", files.weights.display()))?;
-    let dac = Dac::<B>::load(dac_path, device)
-        .with_context(|| format!("cannot load the codec from {}", dac_path.display()))?;
-    let channels = model.config.decoder.num_channels;
-    if dac.config().n_codebooks != channels {
-        bail!(
-            "the codec has {} codebooks but the model speaks {channels} channels",
-            dac.config().n_codebooks
-        );
-    }
-    Ok((model, dac))
 }
 
 /// The generation parameters of the command line (`--max-tokens` defaults to the model's limit).

@@ -1,0 +1,74 @@
+//! Command-line options of `dia-server`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use dia_infer::runtime::{ModelArgs, RuntimeArgs};
+
+/// An OpenAI-compatible speech server (`POST /v1/audio/speech`) for Dia: every request joins
+/// one continuous batch, audio streams as it is generated.
+#[derive(Debug, Parser)]
+#[command(name = "dia-server", version)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: any free port, printed at start-up).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Requests decoded together (continuous batching slots).
+    #[arg(long, default_value_t = 8)]
+    pub max_batch: usize,
+    /// Requests waiting for a slot beyond those decoding; past that, 429 with `Retry-After`.
+    #[arg(long, default_value_t = 32)]
+    pub max_queue: usize,
+    /// Seconds a request may take from arrival to its last sample; past that it is cut.
+    #[arg(long, default_value_t = 600.0)]
+    pub request_timeout: f64,
+    /// Seconds in-flight requests get to finish after Ctrl-C or SIGTERM before they are cut.
+    #[arg(long, default_value_t = 30.0)]
+    pub shutdown_grace: f64,
+    /// Directory of voices: `NAME.wav|mp3|flac` (or `NAME.codes.json` from `dia-infer encode`)
+    /// with `NAME.txt`, its transcript; encoded once at start-up.
+    #[arg(long)]
+    pub voices: Option<PathBuf>,
+    /// Name `GET /v1/models` lists for the served model [default: the hub repository or the
+    /// model directory's name].
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+}
+
+impl ServeArgs {
+    /// The served model's name.
+    pub fn model_name(&self) -> String {
+        if let Some(name) = &self.served_model_name {
+            return name.clone();
+        }
+        match &self.model.model_dir {
+            Some(dir) => dir
+                .file_name()
+                .map_or_else(|| "dia".into(), |n| n.to_string_lossy().into_owned()),
+            None => self.model.model.clone(),
+        }
+    }
+
+    /// Checks the options that clap cannot.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.max_batch == 0 {
+            anyhow::bail!("--max-batch must be at least 1");
+        }
+        for (name, v) in [
+            ("--request-timeout", self.request_timeout),
+            ("--shutdown-grace", self.shutdown_grace),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                anyhow::bail!("{name} must be a number of seconds, not {v}");
+            }
+        }
+        Ok(())
+    }
+}

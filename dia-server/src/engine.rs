@@ -1,0 +1,207 @@
+//! The decode loop: one thread owns the model and codec and serves every request on one
+//! continuous batch ([`SpeechScheduler`]): a request joins at the next step and leaves when it
+//! ends, is cut when its client goes away, its time is up or the server stops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use dia_burn::{JobId, SpeechEvent, SpeechScheduler};
+use dia_dac::Dac;
+use dia_model::{DiaBackend, DiaModel, LongFormOptions};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::metrics::Outcome;
+use crate::shared::{JobEvent, Phase, Shared, Slot, Submission};
+
+/// How long an idle loop waits for a request before looking at the shutdown phase again.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// A request in the batch or its queue.
+struct Client {
+    events: UnboundedSender<JobEvent>,
+    arrived: Instant,
+    deadline: Instant,
+    heard: bool,
+    _slot: Slot,
+}
+
+/// The decode loop's state.
+pub struct Engine<'a, B: DiaBackend> {
+    scheduler: SpeechScheduler<'a, B>,
+    clients: HashMap<JobId, Client>,
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+impl<'a, B: DiaBackend> Engine<'a, B> {
+    /// A loop over `model` and `dac` with `max_batch` slots; requests time out after `timeout`.
+    pub fn new(
+        model: &'a DiaModel<B>,
+        dac: &'a Dac<B>,
+        max_batch: usize,
+        timeout: Duration,
+        shared: Arc<Shared>,
+    ) -> anyhow::Result<Self> {
+        let scheduler = SpeechScheduler::new(model, dac, max_batch, LongFormOptions::default())?;
+        Ok(Self {
+            scheduler,
+            clients: HashMap::new(),
+            shared,
+            timeout,
+        })
+    }
+
+    /// Serves `submissions` until the server stops and nothing is left to decode.
+    pub fn run(mut self, submissions: &Receiver<Submission>) {
+        while self.receive(submissions) {
+            self.drop_gone();
+            if !self.scheduler.is_idle() {
+                self.step();
+            }
+        }
+    }
+
+    /// Takes the requests that arrived (waiting a little when idle); false once the loop is
+    /// to end.
+    fn receive(&mut self, submissions: &Receiver<Submission>) -> bool {
+        if self.scheduler.is_idle() {
+            if self.shared.phase() != Phase::Serving {
+                return false;
+            }
+            match submissions.recv_timeout(IDLE_POLL) {
+                Ok(submission) => self.submit(submission),
+                Err(RecvTimeoutError::Timeout) => return true,
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        while let Ok(submission) = submissions.try_recv() {
+            self.submit(submission);
+        }
+        true
+    }
+
+    /// Queues a request, or tells its handler why it cannot be spoken.
+    fn submit(&mut self, submission: Submission) {
+        let Submission {
+            job,
+            events,
+            reply,
+            arrived,
+            slot,
+        } = submission;
+        match self.scheduler.submit(job) {
+            Ok(id) => {
+                let client = Client {
+                    events,
+                    arrived,
+                    deadline: arrived + self.timeout,
+                    heard: false,
+                    _slot: slot,
+                };
+                self.clients.insert(id, client);
+                // A handler gone already is found by `drop_gone`.
+                let _ = reply.send(Ok(()));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e.to_string()));
+            }
+        }
+    }
+
+    /// Cuts the requests whose client went away, whose time is up, or all when the server
+    /// is cutting; their slots go to the next requests.
+    fn drop_gone(&mut self) {
+        let cutting = self.shared.phase() == Phase::Cutting;
+        let now = Instant::now();
+        let gone: Vec<(JobId, Outcome)> = self
+            .clients
+            .iter()
+            .filter_map(|(&id, c)| {
+                let outcome = if c.events.is_closed() {
+                    Outcome::Disconnected
+                } else if cutting {
+                    Outcome::Shutdown
+                } else if now >= c.deadline {
+                    Outcome::TimedOut
+                } else {
+                    return None;
+                };
+                Some((id, outcome))
+            })
+            .collect();
+        for (id, outcome) in gone {
+            self.scheduler.cancel(id);
+            let client = self.clients.remove(&id).expect("a listed client");
+            let message = match outcome {
+                Outcome::TimedOut => format!(
+                    "the request took longer than the server's limit of {:.0} s",
+                    self.timeout.as_secs_f64()
+                ),
+                _ => "the server is shutting down".to_string(),
+            };
+            self.shared.metrics.job(outcome);
+            let _ = client.events.send(JobEvent::Failed(message));
+            tracing::info!(?outcome, "request cut");
+        }
+    }
+
+    /// One decoder step for every request in the batch; its events go to their handlers. A
+    /// backend failure fails the requests in flight and the loop goes on.
+    fn step(&mut self) {
+        let (clients, metrics) = (&mut self.clients, &self.shared.metrics);
+        let result = self.scheduler.step(|event| route(event, clients, metrics));
+        match result {
+            Ok(decoded) => {
+                let (queued, running) = (self.scheduler.queued(), self.scheduler.running());
+                metrics.step(decoded, queued, running);
+            }
+            Err(e) => {
+                tracing::error!("decoder step failed: {e}");
+                for (id, client) in self.clients.drain() {
+                    self.scheduler.cancel(id);
+                    metrics.job(Outcome::Failed);
+                    let _ = client
+                        .events
+                        .send(JobEvent::Failed(format!("the decoder failed: {e}")));
+                }
+            }
+        }
+    }
+}
+
+/// Sends a scheduler event to its request's handler.
+fn route(
+    event: SpeechEvent<'_>,
+    clients: &mut HashMap<JobId, Client>,
+    metrics: &crate::metrics::Metrics,
+) {
+    match event {
+        SpeechEvent::Started { .. } => {}
+        SpeechEvent::Audio { job, samples } => {
+            if let Some(client) = clients.get_mut(&job) {
+                if !client.heard {
+                    client.heard = true;
+                    metrics.first_audio(client.arrived.elapsed());
+                }
+                let _ = client.events.send(JobEvent::Audio(samples.to_vec()));
+            }
+        }
+        SpeechEvent::Done { job, output } => {
+            if let Some(client) = clients.remove(&job) {
+                // Counted before the client hears: its next request sees the count.
+                metrics.job(Outcome::Done);
+                let frames = output.passes.iter().map(|p| p.codes.len()).sum();
+                let _ = client.events.send(JobEvent::Done { frames });
+            }
+        }
+        SpeechEvent::Failed { job, error } => {
+            if let Some(client) = clients.remove(&job) {
+                tracing::warn!("request failed: {error}");
+                metrics.job(Outcome::Failed);
+                let _ = client.events.send(JobEvent::Failed(error.to_string()));
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Start-up and shutdown: the listener opens first (`/health` says "loading"), the model,
+//! codec and voices load on the decode thread, which then serves until a signal; in-flight
+//! requests get `--shutdown-grace` seconds to finish before they are cut.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::DType;
+use dia_infer::backend::{Command, dispatch};
+use dia_model::{CheckpointFiles, DiaBackend};
+
+use crate::args::ServeArgs;
+use crate::engine::Engine;
+use crate::routes::router;
+use crate::shared::{Phase, Ready, Shared, Submission};
+use crate::voices::Voices;
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    args.check()?;
+    if let Some(dir) = &args.voices
+        && !dir.is_dir()
+    {
+        bail!("--voices {} is not a directory", dir.display());
+    }
+    let files = args.model.files(args.runtime.quiet)?;
+    let dac = args.runtime.dac_path()?;
+    let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let shared = Arc::new(Shared::new(
+        args.model_name(),
+        args.max_batch,
+        args.max_queue,
+    ));
+    let (submissions, receiver) = channel();
+    shared.connect(submissions);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let http = runtime.spawn(serve_http(listener, shared.clone(), args.shutdown_grace));
+    // Tests and scripts read the address from this line.
+    println!("dia-server listening on http://{address}");
+    let decode = Decode {
+        args: &args,
+        files,
+        dac,
+        receiver,
+        shared: shared.clone(),
+    };
+    // The decode thread joins the CPU backends' pool, as in dia-infer.
+    let result = match rayon::ThreadPoolBuilder::new().build() {
+        Ok(pool) => pool.install(|| decode.run_on_backend()),
+        Err(_) => decode.run_on_backend(),
+    };
+    if result.is_err() {
+        shared.enter(Phase::Cutting);
+    }
+    runtime.block_on(http)??;
+    result
+}
+
+/// Serves HTTP on `listener` until a signal (or the decode thread's end), then lets
+/// connections finish, the in-flight requests being cut after `grace` seconds.
+async fn serve_http(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    grace: f64,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = router(shared.clone());
+    let stopping = shared.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = signal() => {
+                    tracing::info!("stopping: in-flight requests get {grace} s to finish");
+                    stopping.enter(Phase::Draining);
+                    let cut = stopping.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs_f64(grace)).await;
+                        cut.enter(Phase::Cutting);
+                    });
+                }
+                _ = stopping.stop.notified() => {}
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// The decode thread's work: load, then serve.
+struct Decode<'a> {
+    args: &'a ServeArgs,
+    files: CheckpointFiles,
+    dac: PathBuf,
+    receiver: Receiver<Submission>,
+    shared: Arc<Shared>,
+}
+
+impl Decode<'_> {
+    fn run_on_backend(self) -> Result<()> {
+        let runtime = &self.args.runtime;
+        dispatch(runtime.backend, runtime.dtype, self)
+    }
+}
+
+impl Command for Decode<'_> {
+    fn run<B: DiaBackend>(self, device: B::Device, dtype: DType) -> Result<()> {
+        let args = self.args;
+        let (model, dac) =
+            dia_infer::runtime::load::<B>(&args.model, &self.files, &self.dac, &device, dtype)?;
+        let voices = match &args.voices {
+            Some(dir) => Voices::load(dir, &model, &dac)?,
+            None => Voices::default(),
+        };
+        let timeout = Duration::from_secs_f64(args.request_timeout);
+        let engine = Engine::new(&model, &dac, args.max_batch, timeout, self.shared.clone())?;
+        let ready = Ready {
+            voices,
+            max_tokens: model.config.decoder.max_position_embeddings,
+            sample_rate: dac.config().sample_rate,
+        };
+        let _ = self.shared.ready.set(ready);
+        tracing::info!("model loaded: serving");
+        engine.run(&self.receiver);
+        Ok(())
+    }
+}

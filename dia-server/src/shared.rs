@@ -1,0 +1,130 @@
+//! What the HTTP handlers and the decode loop share: readiness, the way to the loop, the
+//! admission count behind 429, shutdown, metrics.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use dia_burn::SpeechJob;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::metrics::Metrics;
+use crate::voices::Voices;
+
+/// What a request hears from the decode loop.
+#[derive(Debug)]
+pub enum JobEvent {
+    /// Final samples, following those sent before.
+    Audio(Vec<f32>),
+    /// The script is spoken: `frames` decoded in all.
+    Done { frames: usize },
+    /// The request was cut (timeout, shutdown) or failed.
+    Failed(String),
+}
+
+/// A request handed to the decode loop.
+pub struct Submission {
+    pub job: SpeechJob,
+    pub events: mpsc::UnboundedSender<JobEvent>,
+    /// Whether the loop took the job (`Err`: why the job cannot be spoken).
+    pub reply: oneshot::Sender<Result<(), String>>,
+    pub arrived: Instant,
+    pub slot: Slot,
+}
+
+/// Set once the model, codec and voices are loaded.
+#[derive(Debug)]
+pub struct Ready {
+    pub voices: Voices,
+    /// The model's decoder limit (the default `max_tokens`).
+    pub max_tokens: usize,
+    /// The codec's sample rate.
+    pub sample_rate: u32,
+}
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Serving = 0,
+    /// Stopping: no new connection; in-flight requests finish.
+    Draining = 1,
+    /// In-flight requests are cut now.
+    Cutting = 2,
+}
+
+/// State shared by every handler and the decode loop.
+pub struct Shared {
+    pub metrics: Metrics,
+    pub ready: OnceLock<Ready>,
+    pub model_name: String,
+    engine: Mutex<Option<Sender<Submission>>>,
+    /// Requests accepted and not yet ended, at most `capacity` (batch slots + queue).
+    active: AtomicUsize,
+    capacity: usize,
+    phase: AtomicU8,
+    /// Woken when the server must stop (a signal, or the model failed to load).
+    pub stop: Notify,
+}
+
+impl Shared {
+    pub fn new(model_name: String, max_batch: usize, max_queue: usize) -> Self {
+        Self {
+            metrics: Metrics::new(max_batch),
+            ready: OnceLock::new(),
+            model_name,
+            engine: Mutex::new(None),
+            active: AtomicUsize::new(0),
+            capacity: max_batch + max_queue,
+            phase: AtomicU8::new(Phase::Serving as u8),
+            stop: Notify::new(),
+        }
+    }
+
+    /// Connects the decode loop.
+    pub fn connect(&self, engine: Sender<Submission>) {
+        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = Some(engine);
+    }
+
+    /// Hands `submission` to the decode loop; gives it back if the loop has ended.
+    pub fn submit(&self, submission: Submission) -> Result<(), Box<Submission>> {
+        let engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        match engine.as_ref() {
+            Some(engine) => engine.send(submission).map_err(|e| Box::new(e.0)),
+            None => Err(Box::new(submission)),
+        }
+    }
+
+    /// A place for one more request, if the batch and queue have room.
+    pub fn reserve(self: &Arc<Self>) -> Option<Slot> {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Serving,
+            1 => Phase::Draining,
+            _ => Phase::Cutting,
+        }
+    }
+
+    /// Moves on to `phase` (never back).
+    pub fn enter(&self, phase: Phase) {
+        self.phase.fetch_max(phase as u8, Ordering::AcqRel);
+        self.stop.notify_one();
+    }
+}
+
+/// One accepted request's place in the batch or queue, given back when dropped.
+pub struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,7 @@
+//! `dia-server` end to end: a real server process on a free local port with the tiny fixtures,
+//! spoken to over HTTP.
+
+mod common;
+mod errors;
+mod formats;
+mod scheduling;

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Load test of dia-server over loopback (Python standard library only).
+
+Starts `dia-server` (or uses a running one with --url), then for --seconds keeps --clients
+clients (more than the server's --max-batch) each sending speech requests back to back: greedy
+ones whose bytes must equal a reference response taken first, and seeded sampled ones whose bytes
+must equal their first response of that seed. Counts statuses (a 429 is the server saying it is
+full; any 5xx, lost connection, truncated or differing body is a failure), samples the server's
+resident memory every second, and prints a JSON summary; exit code 1 on any failure.
+
+    cargo build --release -p dia-server
+    scripts/load_test.py --server target/release/dia-server --clients 12 --seconds 120 \
+        -- --model-dir assets/fixtures/dia-tiny --dac-path assets/fixtures/dac-tiny/weights.safetensors \
+           --max-batch 8 --max-queue 2
+"""
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+TEXTS = [
+    "[S1] Hello world. [S2] How are you today? (laughs)",
+    "[S1] The server keeps every request on one batch. [S2] Does it?",
+    "[S2] Short one.",
+]
+
+
+def post(url, body, timeout=600):
+    """POSTs JSON to /v1/audio/speech; returns (status, bytes, seconds, seconds to first byte)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    start = time.monotonic()
+    conn.request("POST", "/v1/audio/speech", json.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    first = response.read(1)
+    ttfb = time.monotonic() - start
+    data = first + response.read()  # raises IncompleteRead on a truncated chunked body
+    conn.close()
+    return response.status, data, time.monotonic() - start, ttfb
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def request(i, max_tokens):
+    """Request i of a client: greedy or seeded, in rotating texts and formats."""
+    body = {
+        "model": "tts-1",
+        "input": TEXTS[i % len(TEXTS)],
+        "response_format": ["wav", "pcm", "flac", "mp3", "opus"][i % 5],
+        "max_tokens": max_tokens,
+    }
+    if i % 2 == 0:
+        body["temperature"] = 0
+        body["seed"] = 0
+    else:
+        body["seed"] = i % 7
+    return body
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", help="dia-server binary to start")
+    parser.add_argument("--url", help="a running server instead")
+    parser.add_argument("--clients", type=int, default=12)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--max-tokens", type=int, default=120)
+    parser.add_argument("server_args", nargs="*")
+    args = parser.parse_args()
+
+    proc = None
+    if args.url:
+        url, pid = args.url, None
+    else:
+        proc = subprocess.Popen([args.server, "--port", "0", *args.server_args], stdout=subprocess.PIPE, text=True)
+        url = proc.stdout.readline().strip().removeprefix("dia-server listening on ")
+        pid = proc.pid
+    while True:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+
+    lock = threading.Lock()
+    reference = {}  # request key -> bytes of its first response
+    stats = {"ok": 0, "busy_429": 0, "failures": [], "latency": [], "ttfb": [], "bytes": 0}
+    memory = []
+    stop = time.monotonic() + args.seconds
+
+    def client(c):
+        i = c
+        while time.monotonic() < stop:
+            body = request(i, args.max_tokens)
+            key = json.dumps(body, sort_keys=True)
+            try:
+                status, data, seconds, ttfb = post(url, body)
+            except Exception as e:  # lost connection or truncated body
+                with lock:
+                    stats["failures"].append(f"{key}: {type(e).__name__}: {e}")
+                continue
+            with lock:
+                if status == 429:
+                    stats["busy_429"] += 1
+                    time.sleep(0.2)
+                    continue
+                if status != 200:
+                    stats["failures"].append(f"{key}: status {status}: {data[:200]!r}")
+                    continue
+                want = reference.setdefault(key, data)
+                if data != want:
+                    stats["failures"].append(f"{key}: {len(data)} bytes differ from the first response's {len(want)}")
+                stats["ok"] += 1
+                stats["bytes"] += len(data)
+                stats["latency"].append(seconds)
+                stats["ttfb"].append(ttfb)
+            i += args.clients
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(args.clients)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        if pid:
+            memory.append(rss_kib(pid))
+        time.sleep(1)
+    for t in threads:
+        t.join()
+
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    conn.request("GET", "/metrics")
+    metrics = conn.getresponse().read().decode()
+    if proc:
+        proc.terminate()
+        code = proc.wait(timeout=120)
+        if code != 0:
+            stats["failures"].append(f"server exited with {code} on SIGTERM")
+
+    def pct(values, p):
+        return round(statistics.quantiles(values, n=100)[p - 1], 3) if len(values) > 1 else None
+
+    batch = {}
+    for line in metrics.splitlines():
+        if line.startswith("dia_batch_size_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            batch[le] = float(line.split()[-1])
+    steps = [int(batch[k]) for k in batch if k != "+Inf"]
+    per_size = [b - a for a, b in zip([0] + steps, steps)]
+    warm = memory[len(memory) // 4:] if memory else []
+    summary = {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "responses_ok": stats["ok"],
+        "responses_429": stats["busy_429"],
+        "failures": len(stats["failures"]),
+        "failure_examples": stats["failures"][:5],
+        "audio_bytes": stats["bytes"],
+        "latency_s": {"p50": pct(stats["latency"], 50), "p95": pct(stats["latency"], 95)},
+        "first_byte_s": {"p50": pct(stats["ttfb"], 50), "p95": pct(stats["ttfb"], 95)},
+        "steps_by_batch_size": per_size,
+        "rss_mib": {
+            "first_after_warm_up": round(warm[0] / 1024, 1) if warm else None,
+            "last": round(warm[-1] / 1024, 1) if warm else None,
+            "max": round(max(warm) / 1024, 1) if warm else None,
+        },
+    }
+    print(json.dumps(summary, indent=2))
+    return 1 if stats["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
