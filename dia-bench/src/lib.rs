@@ -4,9 +4,11 @@
 //! `dia-bench report` runs each configuration in a child process (so peak memory is its own and
 //! a crash is one failed row) and writes `report.json`, `report.md` and `report.svg`.
 //! `dia-bench seams` measures the joins of long-form audio ([`seams`]), `dia-bench soak` the
-//! memory of a full-length generation ([`soak`]).
+//! memory of a full-length generation ([`soak`]), `dia-bench codec` where a codec decode's time
+//! goes ([`codec`]).
 
 pub mod chart;
+pub mod codec;
 pub mod machine;
 pub mod measure;
 pub mod report;

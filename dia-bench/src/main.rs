@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use dia_bench::codec::{self, CodecPlan};
 use dia_bench::machine::Machine;
 use dia_bench::measure::{Plan, Row, measure};
 use dia_bench::report::Report;
@@ -34,6 +35,9 @@ enum Cmd {
     /// Decodes to the full length and samples resident memory beside the KV cache's size
     /// (soak.md, soak.json).
     Soak(SoakArgs),
+    /// Times each layer type of a DAC decode and the whole decode, with the backend's own
+    /// kernels and with Burn's generic ops (codec.md, codec.json).
+    Codec(CodecArgs),
     /// Measures one configuration and prints its row as JSON (used by `report`).
     #[command(hide = true)]
     RunOne {
@@ -119,6 +123,22 @@ struct SoakArgs {
     out: PathBuf,
 }
 
+#[derive(Args)]
+struct CodecArgs {
+    /// Backend (default: the best compiled in).
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// Seconds of audio decoded per run.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Runs per path (ours and Burn's generic ops alternate).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Directory for codec.md and codec.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
 #[derive(Args, Clone)]
 struct PlanArgs {
     /// Decode steps timed per configuration.
@@ -185,7 +205,27 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Report(args) => report(args),
         Cmd::Seams(args) => seams(&args),
         Cmd::Soak(args) => soak(&args),
+        Cmd::Codec(args) => codec(&args),
     }
+}
+
+fn codec(args: &CodecArgs) -> Result<()> {
+    if args.runs == 0 || !(args.seconds > 0.0 && args.seconds <= 600.0) {
+        bail!("--runs must be at least 1 and --seconds within (0, 600]");
+    }
+    let plan = CodecPlan {
+        backend: backends(std::slice::from_ref(&args.backend))?[0],
+        seconds: args.seconds,
+        runs: args.runs,
+    };
+    let threads = rayon::current_num_threads();
+    let profile = codec::profile(&plan, Machine::detect(threads))?;
+    write_report(
+        &args.out,
+        "codec",
+        &serde_json::to_string_pretty(&profile)?,
+        &codec::markdown(&profile),
+    )
 }
 
 fn soak(args: &SoakArgs) -> Result<()> {

@@ -187,7 +187,7 @@ fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
 }
 
-fn sync<B: Backend>(device: &B::Device) -> Result<()> {
+pub(crate) fn sync<B: Backend>(device: &B::Device) -> Result<()> {
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
 }
 
@@ -322,14 +322,14 @@ fn first_audio_ms<B: DiaBackend>(model: &DiaModel<B>, dac: &Dac<B>) -> Result<f6
 }
 
 /// The codec's cost per second of audio, whole and streamed.
-struct CodecCost {
-    whole: f64,
-    streamed: f64,
+pub(crate) struct CodecCost {
+    pub whole: f64,
+    pub streamed: f64,
 }
 
 /// Milliseconds of DAC decoding per second of audio for `seconds` of random codes: in one
 /// pass, and through the streaming decoder fed one frame at a time; after a short warm-up.
-fn codec_ms_per_audio_s<B: Backend>(dac: &Dac<B>, seconds: f64) -> Result<CodecCost> {
+pub(crate) fn codec_ms_per_audio_s<B: DiaBackend>(dac: &Dac<B>, seconds: f64) -> Result<CodecCost> {
     let channels = dac.config().n_codebooks;
     let codes = |frames: usize| -> Vec<Vec<u32>> {
         (0..frames)

@@ -4,6 +4,7 @@
 
 use burn::prelude::*;
 
+use crate::backend::DacBackend;
 use crate::layers::Span;
 use crate::{Dac, DacError};
 
@@ -18,7 +19,7 @@ pub struct DecodeChunks<'a, B: Backend> {
     next: usize,
 }
 
-impl<B: Backend> Dac<B> {
+impl<B: DacBackend> Dac<B> {
     /// Frames of context the decoder needs on each side of a frame for that frame's samples to
     /// be exact (10 for the 44.1 kHz codec), from the layers' kernels, strides and dilations.
     pub fn decoder_context_frames(&self) -> usize {
@@ -63,7 +64,7 @@ impl<B: Backend> Dac<B> {
     }
 }
 
-impl<B: Backend> Iterator for DecodeChunks<'_, B> {
+impl<B: DacBackend> Iterator for DecodeChunks<'_, B> {
     type Item = Tensor<B, 3>;
 
     fn next(&mut self) -> Option<Tensor<B, 3>> {

@@ -6,6 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use burn::tensor::Element;
 
+use crate::backend::DacBackend;
 use crate::checkpoint::Checkpoint;
 use crate::decoder::Decoder;
 use crate::encoder::Encoder;
@@ -24,7 +25,7 @@ pub struct Dac<B: Backend> {
     config: DacConfig,
 }
 
-impl<B: Backend> Dac<B> {
+impl<B: DacBackend> Dac<B> {
     /// Loads a released `weights.pth`, a safetensors file or a transformers directory (see
     /// [`Checkpoint::open`]), folding weight norm once.
     pub fn load(path: impl AsRef<Path>, device: &B::Device) -> Result<Self, DacError> {

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::tanh;
 
+use crate::backend::DacBackend;
 use crate::layers::{Conv1d, ConvSpec, ConvTranspose1d, Snake, Span};
 use crate::residual::{DILATIONS, ResidualUnit};
 use crate::weights::Weights;
@@ -18,7 +19,7 @@ pub struct DecoderBlock<B: Backend> {
     res_units: Vec<ResidualUnit<B>>,
 }
 
-impl<B: Backend> DecoderBlock<B> {
+impl<B: DacBackend> DecoderBlock<B> {
     /// Reads `{prefix}.block.0` (snake), `.block.1` (transposed conv), `.block.{2,3,4}` (units).
     fn load(
         w: &mut Weights<B>,
@@ -49,7 +50,7 @@ impl<B: Backend> DecoderBlock<B> {
 
     /// `[batch, width, time]` → `[batch, width / 2, time · stride]`.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = self.up.forward(self.snake.forward(x));
+        let x = self.up.forward_after(&self.snake, x);
         self.res_units.iter().fold(x, |x, unit| unit.forward(x))
     }
 
@@ -72,7 +73,7 @@ pub struct Decoder<B: Backend> {
     conv_out: Conv1d<B>,
 }
 
-impl<B: Backend> Decoder<B> {
+impl<B: DacBackend> Decoder<B> {
     /// Reads every `decoder.*` tensor of `config`.
     pub(crate) fn load(w: &mut Weights<B>, config: &DacConfig) -> Result<Self, DacError> {
         let latent = config.resolved_latent_dim();
@@ -109,7 +110,7 @@ impl<B: Backend> Decoder<B> {
     pub fn forward(&self, latent: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = self.conv_in.forward(latent);
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
-        tanh(self.conv_out.forward(self.snake.forward(x)))
+        tanh(self.conv_out.forward_after(&self.snake, x))
     }
 
     /// The latent frames that output samples `out` depend on (zero padding counted as reads).

@@ -2,6 +2,7 @@
 
 use burn::prelude::*;
 
+use crate::backend::DacBackend;
 use crate::layers::{Conv1d, ConvSpec, Snake};
 use crate::residual::{DILATIONS, ResidualUnit};
 use crate::weights::Weights;
@@ -16,7 +17,7 @@ pub struct EncoderBlock<B: Backend> {
     down: Conv1d<B>,
 }
 
-impl<B: Backend> EncoderBlock<B> {
+impl<B: DacBackend> EncoderBlock<B> {
     /// Reads `{prefix}.block.{0,1,2}` (residual units), `.block.3` (snake), `.block.4` (conv).
     fn load(
         w: &mut Weights<B>,
@@ -45,7 +46,7 @@ impl<B: Backend> EncoderBlock<B> {
     /// `[batch, width, time]` → `[batch, 2·width, time / stride]`.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = self.res_units.iter().fold(x, |x, unit| unit.forward(x));
-        self.down.forward(self.snake.forward(x))
+        self.down.forward_after(&self.snake, x)
     }
 }
 
@@ -58,7 +59,7 @@ pub struct Encoder<B: Backend> {
     conv_out: Conv1d<B>,
 }
 
-impl<B: Backend> Encoder<B> {
+impl<B: DacBackend> Encoder<B> {
     /// Reads every `encoder.*` tensor of `config`.
     pub(crate) fn load(w: &mut Weights<B>, config: &DacConfig) -> Result<Self, DacError> {
         let conv_in = Conv1d::load(
@@ -94,6 +95,6 @@ impl<B: Backend> Encoder<B> {
     pub fn forward(&self, audio: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = self.conv_in.forward(audio);
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
-        self.conv_out.forward(self.snake.forward(x))
+        self.conv_out.forward_after(&self.snake, x)
     }
 }

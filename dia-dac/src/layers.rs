@@ -3,10 +3,10 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::module::{conv_transpose1d, conv1d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use crate::DacError;
+use crate::backend::DacBackend;
 use crate::weights::Weights;
 
 /// Snake activation `x + sin²(αx) / (α + 1e-9)`, with one learned α per channel.
@@ -29,13 +29,17 @@ impl<B: Backend> Snake<B> {
         })
     }
 
-    /// `[batch, channels, time]` → same shape.
+    /// The learned α, `[1, channels, 1]`.
+    pub fn alpha(&self) -> Tensor<B, 3> {
+        self.alpha.val()
+    }
+}
+
+impl<B: DacBackend> Snake<B> {
+    /// `[batch, channels, time]` → same shape. In the codec every Snake feeds a convolution,
+    /// which applies it itself ([`Conv1d::forward_after`]).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let alpha = self.alpha.val();
-        let sine = (x.clone() * alpha.clone()).sin();
-        // Divide rather than use `recip()`: burn-ndarray's reciprocal is an approximation
-        // with errors near 1e-3; division is exact on every backend.
-        x + (sine.clone() * sine) / (alpha + 1e-9)
+        B::snake(x, self.alpha.val())
     }
 }
 
@@ -116,12 +120,6 @@ impl<B: Backend> Conv1d<B> {
         })
     }
 
-    /// `[batch, in, time]` → `[batch, out, time']`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let options = ConvOptions::new([self.stride], [self.padding], [self.dilation], 1);
-        conv1d(x, self.weight.val(), Some(self.bias.val()), options)
-    }
-
     /// The input positions that output positions `out` read.
     pub(crate) fn input_span(&self, out: Span) -> Span {
         let [_, _, kernel] = self.weight.dims();
@@ -158,12 +156,6 @@ impl<B: Backend> ConvTranspose1d<B> {
         })
     }
 
-    /// `[batch, in, time]` → `[batch, out, (time - 1)·stride − 2·padding + kernel]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let options = ConvTransposeOptions::new([self.stride], [self.padding], [0], [1], 1);
-        conv_transpose1d(x, self.weight.val(), Some(self.bias.val()), options)
-    }
-
     /// The input positions that output positions `out` read: output `o` gets input `i` through
     /// kernel tap `o + padding − i·stride`, which must lie in `0..kernel`.
     pub(crate) fn input_span(&self, out: Span) -> Span {
@@ -174,5 +166,37 @@ impl<B: Backend> ConvTranspose1d<B> {
             lo: -(kernel - 1 - out.lo - padding).div_euclid(stride),
             hi: (out.hi + padding).div_euclid(stride),
         }
+    }
+}
+
+impl<B: DacBackend> Conv1d<B> {
+    /// `[batch, in, time]` → `[batch, out, time']`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.apply(x, None)
+    }
+
+    /// `forward(snake.forward(x))`, in one pass where the backend fuses the two.
+    pub fn forward_after(&self, snake: &Snake<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.apply(x, Some(snake.alpha()))
+    }
+
+    fn apply(&self, x: Tensor<B, 3>, alpha: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
+        let options = ConvOptions::new([self.stride], [self.padding], [self.dilation], 1);
+        B::snake_conv1d(x, alpha, self.weight.val(), self.bias.val(), options)
+    }
+}
+
+impl<B: DacBackend> ConvTranspose1d<B> {
+    /// `snake(x)` `[batch, in, time]` → `[batch, out, (time - 1)·stride − 2·padding + kernel]`:
+    /// the decoder's upsampling always follows a Snake.
+    pub fn forward_after(&self, snake: &Snake<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let options = ConvTransposeOptions::new([self.stride], [self.padding], [0], [1], 1);
+        B::snake_conv_transpose1d(
+            x,
+            Some(snake.alpha()),
+            self.weight.val(),
+            self.bias.val(),
+            options,
+        )
     }
 }

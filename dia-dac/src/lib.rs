@@ -3,7 +3,7 @@
 //! describe.
 //!
 //! ```no_run
-//! # fn demo<B: burn::prelude::Backend>(device: &B::Device) -> Result<(), dia_dac::DacError> {
+//! # fn demo<B: dia_dac::DacBackend>(device: &B::Device) -> Result<(), dia_dac::DacError> {
 //! let dac = dia_dac::Dac::<B>::load("weights.pth", device)?;
 //! let codes = dac.encode_samples(&vec![0.0; 44_100])?; // [frames][9]
 //! let audio = dac.decode_frames(&codes)?; // frames · 512 samples
@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backend;
 mod checkpoint;
 mod chunked;
 mod config;
@@ -30,6 +31,7 @@ mod residual;
 mod streaming;
 mod weights;
 
+pub use backend::DacBackend;
 pub use checkpoint::Checkpoint;
 pub use chunked::DecodeChunks;
 pub use config::DacConfig;

@@ -5,6 +5,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::module::embedding;
 
+use crate::backend::DacBackend;
 use crate::layers::{Conv1d, ConvSpec};
 use crate::weights::Weights;
 use crate::{DacConfig, DacError};
@@ -18,7 +19,7 @@ pub struct VectorQuantizer<B: Backend> {
     codebook: Param<Tensor<B, 2>>,
 }
 
-impl<B: Backend> VectorQuantizer<B> {
+impl<B: DacBackend> VectorQuantizer<B> {
     fn load(w: &mut Weights<B>, prefix: &str, config: &DacConfig) -> Result<Self, DacError> {
         let (latent, dim) = (config.resolved_latent_dim(), config.codebook_dim);
         Ok(Self {
@@ -74,7 +75,7 @@ pub struct ResidualVectorQuantizer<B: Backend> {
     latent_dim: usize,
 }
 
-impl<B: Backend> ResidualVectorQuantizer<B> {
+impl<B: DacBackend> ResidualVectorQuantizer<B> {
     pub(crate) fn load(w: &mut Weights<B>, config: &DacConfig) -> Result<Self, DacError> {
         let stages = (0..config.n_codebooks)
             .map(|i| VectorQuantizer::load(w, &format!("quantizer.quantizers.{i}"), config))

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 
 use crate::DacError;
+use crate::backend::DacBackend;
 use crate::layers::{Conv1d, ConvSpec, Snake, Span};
 use crate::weights::Weights;
 
@@ -43,11 +44,17 @@ impl<B: Backend> ResidualUnit<B> {
         })
     }
 
+    /// The input positions that output positions `out` read (skip path included).
+    pub(crate) fn input_span(&self, out: Span) -> Span {
+        self.conv1.input_span(self.conv2.input_span(out)).union(out)
+    }
+}
+
+impl<B: DacBackend> ResidualUnit<B> {
     /// `[batch, dim, time]` → same shape.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let y = self.snake1.forward(x.clone());
-        let y = self.conv1.forward(y);
-        let y = self.conv2.forward(self.snake2.forward(y));
+        let y = self.conv1.forward_after(&self.snake1, x.clone());
+        let y = self.conv2.forward_after(&self.snake2, y);
         let (x_len, y_len) = (x.dims()[2], y.dims()[2]);
         let skip = if x_len > y_len {
             x.narrow(2, (x_len - y_len) / 2, y_len)
@@ -55,10 +62,5 @@ impl<B: Backend> ResidualUnit<B> {
             x
         };
         skip + y
-    }
-
-    /// The input positions that output positions `out` read (skip path included).
-    pub(crate) fn input_span(&self, out: Span) -> Span {
-        self.conv1.input_span(self.conv2.input_span(out)).union(out)
     }
 }

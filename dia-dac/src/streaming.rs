@@ -7,6 +7,7 @@
 
 use burn::prelude::*;
 
+use crate::backend::DacBackend;
 use crate::{Dac, DacError, audio_to_vec};
 
 /// Window sizes, in frames: the first window is small so the first samples come early, and each
@@ -40,7 +41,7 @@ pub struct StreamingDecoder<'a, B: Backend> {
     max_window: usize,
 }
 
-impl<B: Backend> Dac<B> {
+impl<B: DacBackend> Dac<B> {
     /// An incremental decoder over this codec, with `windows` deciding how many frames each
     /// decode covers.
     pub fn streaming_decoder(
@@ -66,7 +67,7 @@ impl<B: Backend> Dac<B> {
     }
 }
 
-impl<B: Backend> StreamingDecoder<'_, B> {
+impl<B: DacBackend> StreamingDecoder<'_, B> {
     /// Adds time-major frames (each `n_codebooks` codes) and returns the samples that became
     /// final: those of every window with its full right context available.
     pub fn push(&mut self, frames: &[impl AsRef<[u32]>]) -> Result<Vec<f32>, DacError> {

@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result};
 use burn::tensor::DType;
-use burn::tensor::backend::Backend;
 use dia_dac::{Dac, StreamWindows};
 use dia_model::DiaBackend;
 
@@ -30,7 +29,7 @@ pub fn decode(args: &DecodeArgs) -> Result<()> {
     dispatch(args.runtime.backend, args.runtime.dtype, Decode(args))
 }
 
-fn load_dac<B: Backend>(runtime: &RuntimeArgs, device: &B::Device) -> Result<Dac<B>> {
+fn load_dac<B: DiaBackend>(runtime: &RuntimeArgs, device: &B::Device) -> Result<Dac<B>> {
     let path = runtime.dac_path()?;
     Dac::<B>::load(&path, device)
         .with_context(|| format!("cannot load the codec from {}", path.display()))

@@ -27,6 +27,16 @@ struct Client {
     _slot: Slot,
 }
 
+impl Client {
+    /// Frees the request's slot, then sends its last event: a client that has heard the end
+    /// may send its next request at once and find the slot free.
+    fn end(self, event: JobEvent) {
+        let Client { events, _slot, .. } = self;
+        drop(_slot);
+        let _ = events.send(event);
+    }
+}
+
 /// The decode loop's state.
 pub struct Engine<'a, B: DiaBackend> {
     scheduler: SpeechScheduler<'a, B>,
@@ -142,7 +152,7 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
                 _ => "the server is shutting down".to_string(),
             };
             self.shared.metrics.job(outcome);
-            let _ = client.events.send(JobEvent::Failed(message));
+            client.end(JobEvent::Failed(message));
             tracing::info!(?outcome, "request cut");
         }
     }
@@ -162,9 +172,7 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
                 for (id, client) in self.clients.drain() {
                     self.scheduler.cancel(id);
                     metrics.job(Outcome::Failed);
-                    let _ = client
-                        .events
-                        .send(JobEvent::Failed(format!("the decoder failed: {e}")));
+                    client.end(JobEvent::Failed(format!("the decoder failed: {e}")));
                 }
             }
         }
@@ -193,14 +201,14 @@ fn route(
                 // Counted before the client hears: its next request sees the count.
                 metrics.job(Outcome::Done);
                 let frames = output.passes.iter().map(|p| p.codes.len()).sum();
-                let _ = client.events.send(JobEvent::Done { frames });
+                client.end(JobEvent::Done { frames });
             }
         }
         SpeechEvent::Failed { job, error } => {
             if let Some(client) = clients.remove(&job) {
                 tracing::warn!("request failed: {error}");
                 metrics.job(Outcome::Failed);
-                let _ = client.events.send(JobEvent::Failed(error.to_string()));
+                client.end(JobEvent::Failed(error.to_string()));
             }
         }
     }

@@ -1,12 +1,12 @@
 //! Window-by-window decoding equals the whole-sequence decode.
 
 use burn::prelude::*;
-use dia_dac::Dac;
+use dia_dac::{Dac, DacBackend};
 
 use crate::common::{fixture, max_abs_diff, on_cpu_backends};
 
 /// Deterministic pseudo-random codes `[batch, n_codebooks, frames]` in `0..codebook_size`.
-fn random_codes<B: Backend>(
+fn random_codes<B: DacBackend>(
     dac: &Dac<B>,
     batch: usize,
     frames: usize,
@@ -25,7 +25,7 @@ fn random_codes<B: Backend>(
     Tensor::<B, 1, Int>::from_ints(values.as_slice(), device).reshape([batch, n, frames])
 }
 
-fn chunked_equals_whole<B: Backend>(device: &B::Device) {
+fn chunked_equals_whole<B: DacBackend>(device: &B::Device) {
     let dac = Dac::<B>::load(fixture("dac-tiny/weights.pth"), device).expect("tiny codec");
     let context = dac.decoder_context_frames();
     assert!(context > 0, "the decoder sees neighbouring frames");

@@ -11,7 +11,7 @@ pub type Flex = burn_flex::Flex;
 pub type NdArray = burn_ndarray::NdArray<f32>;
 
 /// Defines `mod $name { fn flex(); fn ndarray(); }`, each calling the sibling generic
-/// `fn $check<B: Backend>(device: &B::Device)` on its backend.
+/// `fn $check<B: DacBackend>(device: &B::Device)` on its backend.
 macro_rules! on_cpu_backends {
     ($name:ident, $check:ident) => {
         mod $name {

@@ -1,8 +1,7 @@
 //! The host-side helpers (time-major frames, sample slices) agree with the tensor API and the
 //! reference.
 
-use burn::prelude::*;
-use dia_dac::Dac;
+use dia_dac::{Dac, DacBackend};
 
 use crate::common::{Golden, fixture, on_cpu_backends};
 
@@ -14,7 +13,7 @@ fn time_major(values: &[i64], n: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-fn helpers_match_reference<B: Backend>(device: &B::Device) {
+fn helpers_match_reference<B: DacBackend>(device: &B::Device) {
     let dac = Dac::<B>::load(fixture("dac-tiny-hf"), device).expect("tiny codec");
     let golden = Golden::load();
     let n = dac.config().n_codebooks;

@@ -1,7 +1,6 @@
 //! The tiny codec from each checkpoint layout reproduces the reference outputs.
 
-use burn::prelude::*;
-use dia_dac::{Dac, DacConfig};
+use dia_dac::{Dac, DacBackend, DacConfig};
 
 use crate::common::{
     Flex, Golden, fixture, int_values, max_abs_diff, on_cpu_backends, scratch_dir, tiny_tensors,
@@ -19,11 +18,11 @@ fn tiny_config() -> DacConfig {
     }
 }
 
-fn check_parity<B: Backend>(source: &str, device: &B::Device) {
+fn check_parity<B: DacBackend>(source: &str, device: &B::Device) {
     check_parity_at::<B>(&fixture(source), device);
 }
 
-fn check_parity_at<B: Backend>(path: &std::path::Path, device: &B::Device) {
+fn check_parity_at<B: DacBackend>(path: &std::path::Path, device: &B::Device) {
     let source = path.display();
     let dac = Dac::<B>::load(path, device).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(dac.config(), &tiny_config(), "{source}: configuration");
@@ -65,15 +64,15 @@ fn check_parity_at<B: Backend>(path: &std::path::Path, device: &B::Device) {
     );
 }
 
-fn from_pth<B: Backend>(device: &B::Device) {
+fn from_pth<B: DacBackend>(device: &B::Device) {
     check_parity::<B>("dac-tiny/weights.pth", device);
 }
 
-fn from_safetensors<B: Backend>(device: &B::Device) {
+fn from_safetensors<B: DacBackend>(device: &B::Device) {
     check_parity::<B>("dac-tiny/weights.safetensors", device);
 }
 
-fn from_transformers_dir<B: Backend>(device: &B::Device) {
+fn from_transformers_dir<B: DacBackend>(device: &B::Device) {
     check_parity::<B>("dac-tiny-hf", device);
 }
 

@@ -2,8 +2,7 @@
 //! plans, on both fixture codecs (flex and ndarray) and the 44.1 kHz configuration with random
 //! weights (flex).
 
-use burn::prelude::*;
-use dia_dac::{Dac, DacConfig, StreamWindows};
+use dia_dac::{Dac, DacBackend, DacConfig, StreamWindows};
 
 use crate::common::{fixture, on_cpu_backends};
 
@@ -25,7 +24,7 @@ fn random_frames(n: usize, size: u32, frames: usize, seed: u64) -> Vec<Vec<u32>>
 }
 
 /// Pushes `frames` in pieces of 1, 2, 3, ... frames and checks every sample against `whole`.
-fn stream_equals_whole<B: Backend>(dac: &Dac<B>, frames: &[Vec<u32>], windows: StreamWindows) {
+fn stream_equals_whole<B: DacBackend>(dac: &Dac<B>, frames: &[Vec<u32>], windows: StreamWindows) {
     let whole = dac.decode_frames(frames).expect("whole decode");
     let mut stream = dac.streaming_decoder(windows).expect("decoder");
     let mut streamed = Vec::new();
@@ -55,7 +54,7 @@ fn stream_equals_whole<B: Backend>(dac: &Dac<B>, frames: &[Vec<u32>], windows: S
     assert!(diff <= 1e-5, "{windows:?}: streamed off by {diff}");
 }
 
-fn fixture_codecs<B: Backend>(device: &B::Device) {
+fn fixture_codecs<B: DacBackend>(device: &B::Device) {
     for path in ["dac-tiny/weights.pth", "dac-tiny-hf"] {
         let dac = Dac::<B>::load(fixture(path), device).expect("tiny codec");
         let frames = random_frames(9, 1024, 30, 3);
@@ -68,7 +67,7 @@ fn fixture_codecs<B: Backend>(device: &B::Device) {
 }
 
 /// The 44.1 kHz codec (random weights): `frames` frames, windows of 1 then 2 frames.
-fn codec_44khz<B: Backend>(frames: usize) {
+fn codec_44khz<B: DacBackend>(frames: usize) {
     let dac = Dac::<B>::random(DacConfig::default(), 5, &Default::default()).expect("codec");
     assert_eq!(dac.decoder_context_frames(), 10);
     let frames = random_frames(9, 1024, frames, 4);

@@ -1,12 +1,11 @@
 //! The backend hooks the model computes through (Burn's backend-extension pattern): each hook
 //! defaults to Burn's generic ops ([`generic`]), and a backend overrides one where it has a
-//! faster kernel. Any Burn backend runs the model once it implements [`DiaBackend`], usually
-//! with an empty `impl` block (see `ndarray.rs` and `cubecl.rs`); Flex's kernels live in `flex/`.
+//! faster kernel. Any Burn backend runs the model once it implements [`DiaBackend`] and the
+//! codec's [`DacBackend`], usually with empty `impl` blocks (see `ndarray.rs` and `cubecl.rs`
+//! here and in dia-dac); Flex's kernels live in `flex/`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
+use dia_dac::DacBackend;
 
 use crate::dense::Dense;
 
@@ -18,8 +17,11 @@ pub mod generic;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 
-/// A Burn backend the Dia model runs on, with the operations a backend may accelerate.
-pub trait DiaBackend: Backend {
+pub use dia_dac::backend::{custom_kernels, set_custom_kernels};
+
+/// A Burn backend the Dia model runs on, with the operations a backend may accelerate; it runs
+/// the codec Dia speaks through too ([`DacBackend`], the codec's hooks).
+pub trait DiaBackend: DacBackend {
     /// `x` `[rows, in]` · `weight` `[in, out]` → `[rows, out]` in `x`'s dtype: every projection
     /// of the model. A decode step has only two rows per item, so this is where its time goes.
     fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {
@@ -65,19 +67,4 @@ pub trait DiaBackend: Backend {
     ) -> Tensor<Self, 4> {
         generic::cache_write(cache, start, value)
     }
-}
-
-/// Whether backends use their own kernels (the default) rather than Burn's generic ops.
-static CUSTOM_KERNELS: AtomicBool = AtomicBool::new(true);
-
-/// Turns the backends' own kernels on or off for the whole process: off, every hook takes its
-/// [`generic`] default. For comparing the two paths (benchmarks, tests of the fallback that
-/// CPUs without AVX2 take); results agree within float rounding.
-pub fn set_custom_kernels(on: bool) {
-    CUSTOM_KERNELS.store(on, Ordering::Relaxed);
-}
-
-/// Whether the backends' own kernels are on (see [`set_custom_kernels`]).
-pub fn custom_kernels() -> bool {
-    CUSTOM_KERNELS.load(Ordering::Relaxed)
 }

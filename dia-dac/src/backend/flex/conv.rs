@@ -1,0 +1,164 @@
+//! Convolutions as one matrix product per kernel tap, straight from a padded copy of the input
+//! (Snake applied while copying): `y[:, t] = bias + Σₖ W[:, :, k] · x[:, t·stride + k·dilation]`,
+//! each thread taking blocks of output columns that stay in cache while every tap adds in.
+//! Burn's Flex conv transposes the input to channels-last, copies it 7× into im2col tiles of 512
+//! columns and scatters each tile's product back element by element; here nothing is copied but
+//! the padded input, and the `gemm` crate reads the taps through strides.
+
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+use super::snake::snake_row;
+
+/// The geometry of a stride/padding/dilation conv1d on one batch item.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvShape {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    /// Input length.
+    pub time: usize,
+}
+
+impl ConvShape {
+    /// The padded input length.
+    fn padded(&self) -> usize {
+        self.time + 2 * self.padding
+    }
+
+    /// The output length, `None` where the kernel does not fit the padded input.
+    pub fn out_time(&self) -> Option<usize> {
+        let span = self.dilation * (self.kernel - 1) + 1;
+        let padded = self.padded();
+        (self.kernel > 0 && self.stride > 0 && padded >= span)
+            .then(|| (padded - span) / self.stride + 1)
+    }
+}
+
+/// One item's conv1d: `x` `[in, time]`, `alpha` (Snake's, per input channel) applied first,
+/// `weight` `[out, in, kernel]`, `bias` `[out]` → `[out, out_time]` (`out_time` from
+/// [`ConvShape::out_time`]). The output's columns are cut into one or more tasks per thread,
+/// each small enough to stay in cache while every tap adds into it.
+pub fn conv1d(
+    x: &[f32],
+    alpha: Option<&[f32]>,
+    weight: &[f32],
+    bias: &[f32],
+    shape: &ConvShape,
+    out_time: usize,
+) -> Vec<f32> {
+    let padded = padded_input(x, alpha, shape);
+    let mut y = vec![0.0f32; shape.out_channels * out_time];
+    let product = Product {
+        padded: &padded,
+        weight,
+        bias,
+        shape,
+        out_time,
+    };
+    let threads = rayon::current_num_threads().max(1);
+    let cached = ((1 << 18) / shape.out_channels.max(1)).max(128);
+    let tasks = out_time.div_ceil(cached).div_ceil(threads) * threads;
+    let columns = out_time.div_ceil(tasks).max(1);
+    let out = Output(y.as_mut_ptr());
+    (0..out_time.div_ceil(columns))
+        .into_par_iter()
+        .for_each(|task| {
+            let start = task * columns;
+            // SAFETY: each task writes its own columns `start..start + width` of `y`.
+            unsafe { product.columns(start, columns.min(out_time - start), out.get()) };
+        });
+    y
+}
+
+/// The output buffer, shared by tasks that write disjoint columns of it.
+struct Output(*mut f32);
+
+// SAFETY: the tasks sharing it write disjoint elements, and `y` outlives them.
+unsafe impl Sync for Output {}
+
+impl Output {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// What every task of one conv1d reads.
+struct Product<'a> {
+    /// The input through Snake, zero-padded: `[in, time + 2·padding]`.
+    padded: &'a [f32],
+    weight: &'a [f32],
+    bias: &'a [f32],
+    shape: &'a ConvShape,
+    out_time: usize,
+}
+
+impl Product<'_> {
+    /// Output columns `start..start + width`: the bias, then one product per tap added in.
+    ///
+    /// # Safety
+    /// `y` is the `[out, out_time]` output, and no other thread touches these columns.
+    unsafe fn columns(&self, start: usize, width: usize, y: *mut f32) {
+        let shape = self.shape;
+        let (m, k) = (shape.out_channels, shape.in_channels);
+        for (o, &b) in self.bias.iter().enumerate() {
+            // SAFETY: row `o`'s columns `start..start + width` lie inside `y` (caller).
+            unsafe { std::slice::from_raw_parts_mut(y.add(o * self.out_time + start), width) }
+                .fill(b);
+        }
+        let row = shape.padded();
+        for tap in 0..shape.kernel {
+            // SAFETY: every index the strides reach is in bounds: weight `(o, i)` at
+            // `o·in·kernel + i·kernel + tap`, input `(i, t)` at
+            // `i·row + (start + t)·stride + tap·dilation` with
+            // `(out_time − 1)·stride + (kernel − 1)·dilation < row`, output `(o, t)` at
+            // `o·out_time + start + t`.
+            unsafe {
+                gemm(
+                    m,
+                    width,
+                    k,
+                    y.add(start),
+                    1,
+                    self.out_time as isize,
+                    true,
+                    self.weight.as_ptr().add(tap),
+                    shape.kernel as isize,
+                    (k * shape.kernel) as isize,
+                    self.padded
+                        .as_ptr()
+                        .add(tap * shape.dilation + start * shape.stride),
+                    shape.stride as isize,
+                    row as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        }
+    }
+}
+
+/// `x` `[in, time]` (through Snake when `alpha` is given) zero-padded to `[in, padded]`.
+fn padded_input(x: &[f32], alpha: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
+    let (row, pad, time) = (shape.padded(), shape.padding, shape.time);
+    let mut padded = vec![0.0f32; shape.in_channels * row];
+    padded
+        .par_chunks_mut(row)
+        .zip(x.par_chunks(time.max(1)))
+        .enumerate()
+        .for_each(|(channel, (dst, src))| {
+            let dst = &mut dst[pad..pad + time];
+            match alpha {
+                Some(alpha) => snake_row(src, alpha[channel], dst),
+                None => dst.copy_from_slice(src),
+            }
+        });
+    padded
+}
