@@ -14,7 +14,7 @@ use dia_model::{BackendKind, DiaBackend, OnBackend};
 use serde::Serialize;
 
 use crate::machine::Machine;
-use crate::measure::{codec_ms_per_audio_s, sync};
+use crate::measure::{codec_ms_per_audio_s, ms, sync};
 
 /// What to time.
 #[derive(Debug, Clone, Copy)]
@@ -222,9 +222,9 @@ impl LayerCall {
         let start = Instant::now();
         let y = run(x);
         sync::<B>(device)?;
-        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = ms(start);
         drop(y);
-        Ok(ms)
+        Ok(elapsed)
     }
 
     /// A random input of the call's shape, and the call with random weights.

@@ -183,7 +183,7 @@ impl OnBackend for Job<'_> {
     }
 }
 
-fn ms(start: Instant) -> f64 {
+pub(crate) fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
 }
 

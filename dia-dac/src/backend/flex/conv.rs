@@ -38,8 +38,8 @@ impl ConvShape {
     }
 }
 
-/// One item's conv1d: `x` `[in, time]`, `alpha` (Snake's, per input channel) applied first,
-/// `weight` `[out, in, kernel]`, `bias` `[out]` → `[out, out_time]` (`out_time` from
+/// One item's conv1d into `y` `[out, out_time]`: `x` `[in, time]`, `alpha` (Snake's, per input
+/// channel) applied first, `weight` `[out, in, kernel]`, `bias` `[out]` (`out_time` from
 /// [`ConvShape::out_time`]). The output's columns are cut into one or more tasks per thread,
 /// each small enough to stay in cache while every tap adds into it.
 pub fn conv1d(
@@ -48,10 +48,10 @@ pub fn conv1d(
     weight: &[f32],
     bias: &[f32],
     shape: &ConvShape,
-    out_time: usize,
-) -> Vec<f32> {
+    y: &mut [f32],
+) {
+    let out_time = y.len() / shape.out_channels.max(1);
     let padded = padded_input(x, alpha, shape);
-    let mut y = vec![0.0f32; shape.out_channels * out_time];
     let product = Product {
         padded: &padded,
         weight,
@@ -71,7 +71,6 @@ pub fn conv1d(
             // SAFETY: each task writes its own columns `start..start + width` of `y`.
             unsafe { product.columns(start, columns.min(out_time - start), out.get()) };
         });
-    y
 }
 
 /// The output buffer, shared by tasks that write disjoint columns of it.

@@ -79,6 +79,7 @@ fn conv_items(
     let out_time = shape.out_time()?;
     let item = shape.in_channels * shape.time;
     let fits = item > 0
+        && shape.out_channels > 0
         && batch > 0
         && out_time > 0
         && x.len() == batch * item
@@ -89,9 +90,12 @@ fn conv_items(
         return None;
     }
     let alpha = alpha.flatten();
-    let mut y = Vec::with_capacity(batch * shape.out_channels * out_time);
-    for x in x.chunks_exact(item) {
-        y.extend(conv::conv1d(x, alpha, weight, bias, shape, out_time));
+    let mut y = vec![0.0f32; batch * shape.out_channels * out_time];
+    for (x, y) in x
+        .chunks_exact(item)
+        .zip(y.chunks_exact_mut(shape.out_channels * out_time))
+    {
+        conv::conv1d(x, alpha, weight, bias, shape, y);
     }
     Some((y, out_time))
 }
