@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Distribution, Tensor};
-use dia_dac::{Dac, DacConfig};
+use dia_dac::{ConvInput, Dac, DacConfig};
 use dia_model::backend::set_custom_kernels;
 use dia_model::{BackendKind, DiaBackend, OnBackend};
 use serde::Serialize;
@@ -188,7 +188,7 @@ fn decoder_calls(config: &DacConfig, frames: usize) -> Vec<LayerCall> {
             let unit = "residual: Snake + dilated k7 conv";
             calls.push(conv(unit, [out, out], 7, dilation, time, true));
             calls.push(conv(
-                "residual: Snake + 1×1 conv",
+                "residual: Snake + 1×1 conv + skip",
                 [out, out],
                 1,
                 1,
@@ -243,14 +243,17 @@ impl LayerCall {
             } => {
                 let weight = random([c_out, c_in, kernel]);
                 let alpha = if snake { alpha(c_in) } else { None };
-                let options = ConvOptions::new([1], [dilation * (kernel - 1) / 2], [dilation], 1);
+                let padding = dilation * (kernel - 1) / 2;
+                let options = ConvOptions::new([1], [0], [dilation], 1);
+                // The 1×1 convs close residual units: the skip connection adds in.
+                let skip = (kernel == 1).then(|| random([1, c_out, time]));
                 let run = move |x| {
                     B::snake_conv1d(
-                        x,
-                        alpha.clone(),
+                        ConvInput::new(x, alpha.clone(), padding),
                         weight.clone(),
                         bias(c_out),
                         options.clone(),
+                        skip.clone(),
                     )
                 };
                 (random([1, c_in, time]), Box::new(run))
@@ -266,8 +269,7 @@ impl LayerCall {
                 let run = move |x| {
                     let alpha = alpha(c_in);
                     B::snake_conv_transpose1d(
-                        x,
-                        alpha,
+                        ConvInput::new(x, alpha, 0),
                         weight.clone(),
                         bias(c_out),
                         options.clone(),
@@ -361,7 +363,7 @@ mod tests {
         assert_eq!(count("input conv, k7"), 1);
         assert_eq!(count("upsampling: Snake + transposed conv"), 4);
         assert_eq!(count("residual: Snake + dilated k7 conv"), 12);
-        assert_eq!(count("residual: Snake + 1×1 conv"), 12);
+        assert_eq!(count("residual: Snake + 1×1 conv + skip"), 12);
         assert_eq!(count("Snake alone (inside the rows above)"), 4 + 24 + 1);
         let Some(LayerCall {
             op: Op::Conv { channels, time, .. },

@@ -1,11 +1,13 @@
-//! Chunked decoding with bounded memory: every window of frames is decoded together with as many
-//! neighbouring frames as the decoder's receptive field reaches, and only the window's own
-//! samples are kept, so the concatenation equals a whole-sequence decode up to float rounding.
+//! Chunked decoding with bounded memory: the frames go through the decoder's stream (see
+//! `incremental`) a window at a time, so activations never span much more than a window, each
+//! frame is decoded once, and the concatenation equals a whole-sequence decode up to float
+//! rounding.
 
 use burn::prelude::*;
 
 use crate::backend::DacBackend;
-use crate::layers::Span;
+use crate::decoder::DecoderStream;
+use crate::incremental::Columns;
 use crate::{Dac, DacError};
 
 /// Iterator over the audio of consecutive windows of a code sequence, each
@@ -15,20 +17,14 @@ pub struct DecodeChunks<'a, B: Backend> {
     /// `[batch, n, frames]`, already checked.
     codes: Tensor<B, 3, Int>,
     window: usize,
-    context: usize,
-    next: usize,
+    stream: DecoderStream<B>,
+    /// Frames fed to the stream.
+    fed: usize,
+    /// Final samples `[batch, 1, len]` not returned yet.
+    audio: Columns<B>,
 }
 
 impl<B: DacBackend> Dac<B> {
-    /// Frames of context the decoder needs on each side of a frame for that frame's samples to
-    /// be exact (10 for the 44.1 kHz codec), from the layers' kernels, strides and dilations.
-    pub fn decoder_context_frames(&self) -> usize {
-        let hop = self.config().hop_length() as i64;
-        // The samples of frame 0 are 0..hop; its inputs reach from frame `lo` to frame `hi`.
-        let span = self.decoder().input_span(Span { lo: 0, hi: hop - 1 });
-        usize::try_from((-span.lo).max(span.hi)).unwrap_or(0)
-    }
-
     /// Decodes `codes` (`[batch, n, frames]`) lazily, `window_frames` frames at a time.
     pub fn decode_chunks(
         &self,
@@ -47,13 +43,14 @@ impl<B: DacBackend> Dac<B> {
             dac: self,
             codes,
             window: window_frames,
-            context: self.decoder_context_frames(),
-            next: 0,
+            stream: self.decoder().stream(),
+            fed: 0,
+            audio: Columns::default(),
         })
     }
 
     /// Same result as [`Dac::decode`], computed window by window so that the decoder's
-    /// activations never span more than `window_frames` plus twice the context.
+    /// activations never span much more than `window_frames`.
     pub fn decode_chunked(
         &self,
         codes: Tensor<B, 3, Int>,
@@ -69,22 +66,22 @@ impl<B: DacBackend> Iterator for DecodeChunks<'_, B> {
 
     fn next(&mut self) -> Option<Tensor<B, 3>> {
         let [batch, n, frames] = self.codes.dims();
-        let start = self.next;
-        if start >= frames {
-            return None;
+        let chunk = self.window * self.dac.config().hop_length();
+        // Feed windows until a chunk's samples are final (or every frame is in).
+        while self.audio.len() < chunk && self.fed < frames {
+            let end = (self.fed + self.window).min(frames);
+            let codes = self.codes.clone().slice([0..batch, 0..n, self.fed..end]);
+            let latent = self.dac.quantizer().latent_from_codes(codes);
+            self.fed = end;
+            let last = end == frames;
+            if let Some(audio) = self
+                .dac
+                .decoder()
+                .step(&mut self.stream, Some(latent), last)
+            {
+                self.audio.push(audio);
+            }
         }
-        let end = (start + self.window).min(frames);
-        self.next = end;
-        // Decode lo..hi, keep the samples of start..end.
-        let lo = start.saturating_sub(self.context);
-        let hi = (end + self.context).min(frames);
-        let audio = self
-            .dac
-            .decode_unchecked(self.codes.clone().slice([0..batch, 0..n, lo..hi]));
-        let hop = self.dac.config().hop_length();
-        let skip = (start - lo) * hop;
-        // Only odd strides make a decode shorter than frames · hop; the shortfall is at the end.
-        let keep = ((end - start) * hop).min(audio.dims()[2].saturating_sub(skip));
-        Some(audio.narrow(2, skip, keep))
+        self.audio.take_front(chunk)
     }
 }

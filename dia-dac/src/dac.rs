@@ -164,6 +164,10 @@ impl<B: DacBackend> Dac<B> {
         &self.decoder
     }
 
+    pub(crate) fn quantizer(&self) -> &ResidualVectorQuantizer<B> {
+        &self.quantizer
+    }
+
     /// Shape `[batch ≥ 1, 1..=n_codebooks, frames ≥ 1]` and every code in `0..codebook_size`;
     /// the range check reads the (small) code tensor back to the host.
     pub(crate) fn check_codes(&self, codes: &Tensor<B, 3, Int>) -> Result<(), DacError> {

@@ -5,8 +5,9 @@ use burn::prelude::*;
 use burn::tensor::activation::tanh;
 
 use crate::backend::DacBackend;
+use crate::incremental::{ConvStream, TransposeStream};
 use crate::layers::{Conv1d, ConvSpec, ConvTranspose1d, Snake, Span};
-use crate::residual::{DILATIONS, ResidualUnit};
+use crate::residual::{DILATIONS, ResidualUnit, UnitStream};
 use crate::weights::Weights;
 use crate::{DacConfig, DacError};
 
@@ -122,5 +123,78 @@ impl<B: DacBackend> Decoder<B> {
             .rev()
             .fold(span, |span, block| block.input_span(span));
         self.conv_in.input_span(span)
+    }
+}
+
+/// A decoder block's stream: its upsampling conv's and residual units' held columns.
+pub(crate) struct BlockStream<B: Backend> {
+    up: TransposeStream<B>,
+    units: Vec<UnitStream<B>>,
+}
+
+impl<B: DacBackend> DecoderBlock<B> {
+    fn step(
+        &self,
+        stream: &mut BlockStream<B>,
+        x: Option<Tensor<B, 3>>,
+        last: bool,
+    ) -> Option<Tensor<B, 3>> {
+        let x = stream.up.step(&self.up, &self.snake, x, last);
+        self.res_units
+            .iter()
+            .zip(&mut stream.units)
+            .fold(x, |x, (unit, unit_stream)| unit.step(unit_stream, x, last))
+    }
+}
+
+/// The decoder's state on a stream (see [`Decoder::step`]).
+pub(crate) struct DecoderStream<B: Backend> {
+    conv_in: ConvStream<B>,
+    blocks: Vec<BlockStream<B>>,
+    conv_out: ConvStream<B>,
+}
+
+impl<B: DacBackend> Decoder<B> {
+    /// A stream with nothing fed yet.
+    pub(crate) fn stream(&self) -> DecoderStream<B> {
+        DecoderStream {
+            conv_in: ConvStream::default(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|block| BlockStream {
+                    up: TransposeStream::default(),
+                    units: block
+                        .res_units
+                        .iter()
+                        .map(|_| UnitStream::default())
+                        .collect(),
+                })
+                .collect(),
+            conv_out: ConvStream::default(),
+        }
+    }
+
+    /// [`Self::forward`] on a stream: feeds latent frames `[batch, latent_dim, n]` (none: nothing
+    /// new) and returns the samples `[batch, 1, m]` that no later frame can change; `last` ends
+    /// the stream and returns the rest. The pieces concatenated equal `forward` of all frames.
+    pub(crate) fn step(
+        &self,
+        stream: &mut DecoderStream<B>,
+        latent: Option<Tensor<B, 3>>,
+        last: bool,
+    ) -> Option<Tensor<B, 3>> {
+        let x = stream.conv_in.step(&self.conv_in, None, latent, last);
+        let x = self
+            .blocks
+            .iter()
+            .zip(&mut stream.blocks)
+            .fold(x, |x, (block, block_stream)| {
+                block.step(block_stream, x, last)
+            });
+        let y = stream
+            .conv_out
+            .step(&self.conv_out, Some(&self.snake), x, last);
+        y.map(tanh)
     }
 }

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use crate::DacError;
-use crate::backend::DacBackend;
+use crate::backend::{ConvInput, DacBackend};
 use crate::weights::Weights;
 
 /// Snake activation `x + sin²(αx) / (α + 1e-9)`, with one learned α per channel.
@@ -107,12 +107,24 @@ pub struct Conv1d<B: Backend> {
     dilation: usize,
 }
 
-impl<B: Backend> Conv1d<B> {
+impl<B: DacBackend> Conv1d<B> {
+    /// Zero columns the whole-sequence conv pads each side with.
+    pub(crate) fn padding(&self) -> usize {
+        self.padding
+    }
+
+    /// How many input columns past its first one an output column reads:
+    /// `(kernel − 1)·dilation` (the conv is stride 1 wherever it is decoded piece by piece).
+    pub(crate) fn reach(&self) -> usize {
+        debug_assert_eq!(self.stride, 1, "streamed convs are stride 1");
+        (self.weight.dims()[2] - 1) * self.dilation
+    }
+
     /// Reads `{prefix}.bias` and `{prefix}.weight` (or folds `weight_g`/`weight_v`).
     pub(crate) fn load(w: &mut Weights<B>, prefix: &str, spec: ConvSpec) -> Result<Self, DacError> {
         let shape = [spec.out_channels, spec.in_channels, spec.kernel];
         Ok(Self {
-            weight: Param::from_tensor(w.conv_weight(prefix, shape)?),
+            weight: Param::from_tensor(B::conv_weight(w.conv_weight(prefix, shape)?)),
             bias: Param::from_tensor(w.tensor(&format!("{prefix}.bias"), [spec.out_channels])?),
             stride: spec.stride,
             padding: spec.padding,
@@ -133,6 +145,36 @@ impl<B: Backend> Conv1d<B> {
             hi: out.hi * stride - padding + (kernel as i64 - 1) * dilation,
         }
     }
+
+    /// `[batch, in, time]` → `[batch, out, time']`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.conv(ConvInput::new(x, None, self.padding), None)
+    }
+
+    /// `forward(snake.forward(x))`, in one pass where the backend fuses the two.
+    pub fn forward_after(&self, snake: &Snake<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.conv(ConvInput::new(x, Some(snake.alpha()), self.padding), None)
+    }
+
+    /// `forward_after(snake, x) + skip`: a residual unit's last conv and its skip connection,
+    /// added as the output is written where the backend fuses them.
+    pub fn forward_after_plus(
+        &self,
+        snake: &Snake<B>,
+        x: Tensor<B, 3>,
+        skip: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        self.conv(
+            ConvInput::new(x, Some(snake.alpha()), self.padding),
+            Some(skip),
+        )
+    }
+
+    /// The conv of `input` (which carries its own padding), plus `skip` when given.
+    pub(crate) fn conv(&self, input: ConvInput<B>, skip: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
+        let options = ConvOptions::new([self.stride], [0], [self.dilation], 1);
+        B::snake_conv1d(input, self.weight.val(), self.bias.val(), options, skip)
+    }
 }
 
 /// A ConvTranspose1d with a plain weight `[in, out, kernel]` and a bias (no output padding).
@@ -145,6 +187,11 @@ pub struct ConvTranspose1d<B: Backend> {
 }
 
 impl<B: Backend> ConvTranspose1d<B> {
+    /// `(stride, kernel, padding)`.
+    pub(crate) fn geometry(&self) -> (usize, usize, usize) {
+        (self.stride, self.weight.dims()[2], self.padding)
+    }
+
     /// Reads `{prefix}.bias` and `{prefix}.weight` (or folds `weight_g`/`weight_v`, per input channel).
     pub(crate) fn load(w: &mut Weights<B>, prefix: &str, spec: ConvSpec) -> Result<Self, DacError> {
         let shape = [spec.in_channels, spec.out_channels, spec.kernel];
@@ -169,34 +216,17 @@ impl<B: Backend> ConvTranspose1d<B> {
     }
 }
 
-impl<B: DacBackend> Conv1d<B> {
-    /// `[batch, in, time]` → `[batch, out, time']`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.apply(x, None)
-    }
-
-    /// `forward(snake.forward(x))`, in one pass where the backend fuses the two.
-    pub fn forward_after(&self, snake: &Snake<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.apply(x, Some(snake.alpha()))
-    }
-
-    fn apply(&self, x: Tensor<B, 3>, alpha: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
-        let options = ConvOptions::new([self.stride], [self.padding], [self.dilation], 1);
-        B::snake_conv1d(x, alpha, self.weight.val(), self.bias.val(), options)
-    }
-}
-
 impl<B: DacBackend> ConvTranspose1d<B> {
     /// `snake(x)` `[batch, in, time]` → `[batch, out, (time - 1)·stride − 2·padding + kernel]`:
     /// the decoder's upsampling always follows a Snake.
     pub fn forward_after(&self, snake: &Snake<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let options = ConvTransposeOptions::new([self.stride], [self.padding], [0], [1], 1);
-        B::snake_conv_transpose1d(
-            x,
-            Some(snake.alpha()),
-            self.weight.val(),
-            self.bias.val(),
-            options,
-        )
+        self.conv(ConvInput::new(x, Some(snake.alpha()), 0), self.padding)
+    }
+
+    /// The transposed conv of `input`, cropping `crop` outputs at each end (its padding; 0
+    /// keeps every output any input column adds into, `(len − 1)·stride + kernel`).
+    pub(crate) fn conv(&self, input: ConvInput<B>, crop: usize) -> Tensor<B, 3> {
+        let options = ConvTransposeOptions::new([self.stride], [crop], [0], [1], 1);
+        B::snake_conv_transpose1d(input, self.weight.val(), self.bias.val(), options)
     }
 }

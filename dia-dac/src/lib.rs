@@ -25,13 +25,14 @@ mod dac;
 mod decoder;
 mod encoder;
 mod error;
+mod incremental;
 mod layers;
 mod quantizer;
 mod residual;
 mod streaming;
 mod weights;
 
-pub use backend::DacBackend;
+pub use backend::{ConvInput, DacBackend};
 pub use checkpoint::Checkpoint;
 pub use chunked::DecodeChunks;
 pub use config::DacConfig;

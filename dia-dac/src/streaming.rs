@@ -1,17 +1,21 @@
 //! Incremental decoding for streams: frames are pushed as a generator makes them, and the
-//! samples that no later frame can change come back at once. A frame's samples depend only on
-//! the frames within the decoder's receptive field ([`Dac::decoder_context_frames`] on each
-//! side), so each window is decoded with that much context and nothing else: the concatenated
-//! output equals [`Dac::decode`] of all frames up to float rounding, and the work per frame is
-//! bounded whatever the stream's length.
+//! samples that no later frame can change come back at once. Each layer of the decoder keeps the
+//! few columns its next outputs read (see `incremental`), so every frame is decoded once: the
+//! work per second of audio is that of [`Dac::decode`], and the concatenated output equals it up
+//! to float rounding. A frame's samples are final once [`Dac::decoder_context_frames`] more
+//! frames have arrived.
 
 use burn::prelude::*;
 
 use crate::backend::DacBackend;
+use crate::decoder::DecoderStream;
+use crate::layers::Span;
 use crate::{Dac, DacError, audio_to_vec};
 
-/// Window sizes, in frames: the first window is small so the first samples come early, and each
-/// next one doubles up to `max`, so the context decoded twice costs little on long streams.
+/// How many frames each decode step waits for: the first step runs once `first` frames plus the
+/// context arrived, so the first samples come early, and each next one waits for twice as many
+/// new frames, up to `max`. Every step reads all of the decoder's weights, so fewer, wider steps
+/// cost less per frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamWindows {
     pub first: usize,
@@ -19,9 +23,8 @@ pub struct StreamWindows {
 }
 
 impl Default for StreamWindows {
-    /// First samples after one frame (plus the context), then windows of up to 128 frames
-    /// (1.5 s at 44.1 kHz): with the 44.1 kHz codec's 10 frames of context per side, long
-    /// streams decode about 1.16 frames per frame of output.
+    /// First samples after one frame (plus the context), then steps of up to 128 frames
+    /// (1.5 s at 44.1 kHz).
     fn default() -> Self {
         Self { first: 1, max: 128 }
     }
@@ -30,10 +33,12 @@ impl Default for StreamWindows {
 /// A stream being decoded; see the module docs.
 pub struct StreamingDecoder<'a, B: Backend> {
     dac: &'a Dac<B>,
-    /// Frames from absolute index `base` on: the left context of the next window and every
-    /// frame not decoded yet, time-major.
-    frames: Vec<Vec<u32>>,
-    base: usize,
+    stream: DecoderStream<B>,
+    /// Frames received but not fed to the decoder yet, time-major.
+    pending: Vec<Vec<u32>>,
+    received: usize,
+    /// Final samples short of a whole frame, held until the frame completes.
+    partial: Vec<f32>,
     /// Frames whose samples have been returned.
     done: usize,
     context: usize,
@@ -42,8 +47,17 @@ pub struct StreamingDecoder<'a, B: Backend> {
 }
 
 impl<B: DacBackend> Dac<B> {
+    /// Frames of context the decoder needs on each side of a frame for that frame's samples to
+    /// be exact (10 for the 44.1 kHz codec), from the layers' kernels, strides and dilations.
+    pub fn decoder_context_frames(&self) -> usize {
+        let hop = self.config().hop_length() as i64;
+        // The samples of frame 0 are 0..hop; its inputs reach from frame `lo` to frame `hi`.
+        let span = self.decoder().input_span(Span { lo: 0, hi: hop - 1 });
+        usize::try_from((-span.lo).max(span.hi)).unwrap_or(0)
+    }
+
     /// An incremental decoder over this codec, with `windows` deciding how many frames each
-    /// decode covers.
+    /// decode step waits for.
     pub fn streaming_decoder(
         &self,
         windows: StreamWindows,
@@ -57,8 +71,10 @@ impl<B: DacBackend> Dac<B> {
         }
         Ok(StreamingDecoder {
             dac: self,
-            frames: Vec::new(),
-            base: 0,
+            stream: self.decoder().stream(),
+            pending: Vec::new(),
+            received: 0,
+            partial: Vec::new(),
             done: 0,
             context: self.decoder_context_frames(),
             window: windows.first,
@@ -68,38 +84,33 @@ impl<B: DacBackend> Dac<B> {
 }
 
 impl<B: DacBackend> StreamingDecoder<'_, B> {
-    /// Adds time-major frames (each `n_codebooks` codes) and returns the samples that became
-    /// final: those of every window with its full right context available.
+    /// Adds time-major frames (each `n_codebooks` codes) and returns the samples of the frames
+    /// that became final, whole frames only, once a step's worth of frames arrived.
     pub fn push(&mut self, frames: &[impl AsRef<[u32]>]) -> Result<Vec<f32>, DacError> {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
         // Checked here so a bad frame fails at its push, not at a later decode.
         self.dac.check_frames(frames)?;
-        self.frames
+        self.pending
             .extend(frames.iter().map(|f| f.as_ref().to_vec()));
-        let mut samples = Vec::new();
-        while self.received() >= self.done + self.window + self.context {
-            let end = self.done + self.window;
-            samples.extend(self.decode_window(end, end + self.context)?);
-            self.window = (2 * self.window).min(self.max_window);
+        self.received += frames.len();
+        if self.received < self.done + self.window + self.context {
+            return Ok(Vec::new());
         }
-        Ok(samples)
+        self.window = (2 * self.window).min(self.max_window);
+        self.step(false)
     }
 
     /// Ends the stream: the samples of every frame not returned yet (the stream's end is the
     /// sequence's end, as in a whole decode).
     pub fn finish(mut self) -> Result<Vec<f32>, DacError> {
-        let end = self.received();
-        if end == self.done {
-            return Ok(Vec::new());
-        }
-        self.decode_window(end, end)
+        self.step(true)
     }
 
     /// Frames pushed so far.
     pub fn received(&self) -> usize {
-        self.base + self.frames.len()
+        self.received
     }
 
     /// Frames whose samples have been returned.
@@ -107,21 +118,27 @@ impl<B: DacBackend> StreamingDecoder<'_, B> {
         self.done
     }
 
-    /// Decodes frames `done - context .. hi` and returns the samples of `done..end`, then drops
-    /// the frames no later window reads.
-    fn decode_window(&mut self, end: usize, hi: usize) -> Result<Vec<f32>, DacError> {
-        let lo = self.done.saturating_sub(self.context);
-        let window = &self.frames[lo - self.base..hi - self.base];
-        let audio = self.dac.decode_unchecked(self.dac.frames_to_codes(window)?);
+    /// Feeds the pending frames to the decoder and returns the whole frames of final samples
+    /// (every sample when `last`).
+    fn step(&mut self, last: bool) -> Result<Vec<f32>, DacError> {
+        let latent = match self.pending.is_empty() {
+            true => None,
+            false => {
+                let codes = self.dac.frames_to_codes(&self.pending)?;
+                Some(self.dac.quantizer().latent_from_codes(codes))
+            }
+        };
+        self.pending.clear();
+        if let Some(audio) = self.dac.decoder().step(&mut self.stream, latent, last) {
+            self.partial.extend(audio_to_vec(audio)?);
+        }
         let hop = self.dac.config().hop_length();
-        let skip = (self.done - lo) * hop;
-        // Only odd strides make a decode shorter than frames · hop; the shortfall is at the end.
-        let keep = ((end - self.done) * hop).min(audio.dims()[2].saturating_sub(skip));
-        let samples = audio_to_vec(audio.narrow(2, skip, keep))?;
-        self.done = end;
-        let keep_from = self.done.saturating_sub(self.context).max(self.base);
-        self.frames.drain(..keep_from - self.base);
-        self.base = keep_from;
-        Ok(samples)
+        let frames = match last {
+            true => self.received - self.done,
+            false => self.partial.len() / hop,
+        };
+        self.done += frames;
+        let whole = (frames * hop).min(self.partial.len());
+        Ok(self.partial.drain(..whole).collect())
     }
 }

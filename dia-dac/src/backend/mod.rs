@@ -25,29 +25,71 @@ pub trait DacBackend: Backend {
         generic::snake(x, alpha)
     }
 
-    /// `conv1d(snake(x))` (or `conv1d(x)` without `alpha`): `x` `[batch, in, time]`, `weight`
-    /// `[out, in, kernel]`, `bias` `[out]` → `[batch, out, time']`. Most of a decode's
+    /// `conv1d` of what `input` describes, plus `skip` (`[batch, out, time']`, a residual
+    /// connection) when given: `weight` `[out, in, kernel]`, `bias` `[out]` → `[batch, out,
+    /// time']`. `options.padding` is 0 (the padding is `input.pad`). Most of a decode's
     /// arithmetic.
     fn snake_conv1d(
-        x: Tensor<Self, 3>,
-        alpha: Option<Tensor<Self, 3>>,
+        input: ConvInput<Self>,
         weight: Tensor<Self, 3>,
         bias: Tensor<Self, 1>,
         options: ConvOptions<1>,
+        skip: Option<Tensor<Self, 3>>,
     ) -> Tensor<Self, 3> {
-        generic::snake_conv1d(x, alpha, weight, bias, options)
+        generic::snake_conv1d(input, weight, bias, options, skip)
     }
 
-    /// `conv_transpose1d(snake(x))` (or without `alpha`): `weight` `[in, out, kernel]`, the
+    /// A conv1d weight `[out, in, kernel]` laid out as this backend's [`Self::snake_conv1d`]
+    /// reads it fastest: same shape and values, maybe another memory order. Called once, when
+    /// the codec loads.
+    fn conv_weight(weight: Tensor<Self, 3>) -> Tensor<Self, 3> {
+        weight
+    }
+
+    /// `conv_transpose1d` of what `input` describes: `weight` `[in, out, kernel]`, the
     /// decoder's upsampling.
     fn snake_conv_transpose1d(
-        x: Tensor<Self, 3>,
-        alpha: Option<Tensor<Self, 3>>,
+        input: ConvInput<Self>,
         weight: Tensor<Self, 3>,
         bias: Tensor<Self, 1>,
         options: ConvTransposeOptions<1>,
     ) -> Tensor<Self, 3> {
-        generic::snake_conv_transpose1d(x, alpha, weight, bias, options)
+        generic::snake_conv_transpose1d(input, weight, bias, options)
+    }
+}
+
+/// What a convolution reads: `x` `[batch, in, time]` after `held` (`[batch, in, h]`, columns a
+/// stream kept from its previous piece), with `pad` zero columns before and after both, all
+/// through Snake when `alpha` (`[1, in, 1]`) is given. Snake(0) = 0, so padding before or after
+/// the activation is the same; a backend may assemble the whole in the one pass it copies in.
+#[derive(Debug, Clone)]
+pub struct ConvInput<B: Backend> {
+    pub x: Tensor<B, 3>,
+    pub held: Option<Tensor<B, 3>>,
+    pub alpha: Option<Tensor<B, 3>>,
+    pub pad: [usize; 2],
+}
+
+impl<B: Backend> ConvInput<B> {
+    /// A whole sequence `x`, `padding` zeros on each side.
+    pub fn new(x: Tensor<B, 3>, alpha: Option<Tensor<B, 3>>, padding: usize) -> Self {
+        Self {
+            x,
+            held: None,
+            alpha,
+            pad: [padding, padding],
+        }
+    }
+
+    /// Columns read, padding included.
+    pub fn len(&self) -> usize {
+        let held = self.held.as_ref().map_or(0, |h| h.dims()[2]);
+        self.pad[0] + held + self.x.dims()[2] + self.pad[1]
+    }
+
+    /// Whether no column is read at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

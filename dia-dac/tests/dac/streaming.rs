@@ -34,11 +34,14 @@ fn stream_equals_whole<B: DacBackend>(dac: &Dac<B>, frames: &[Vec<u32>], windows
         let samples = stream.push(&frames[at..end]).expect("push");
         let hop = dac.config().hop_length();
         assert_eq!(samples.len() % hop, 0, "whole frames of samples");
+        let returned = !samples.is_empty();
         streamed.extend(samples);
         assert_eq!(streamed.len(), stream.decoded() * hop);
-        // Nothing is returned before its right context arrived.
-        let decoded = stream.decoded();
-        assert!(decoded == 0 || decoded + dac.decoder_context_frames() <= end);
+        // Nothing is returned before its right context arrived, and a step returns every
+        // frame that has it.
+        let (decoded, context) = (stream.decoded(), dac.decoder_context_frames());
+        assert!(decoded == 0 || decoded + context <= end);
+        assert!(!returned || decoded + context >= end, "{windows:?}");
         (at, piece) = (end, piece % 4 + 1);
     }
     streamed.extend(stream.finish().expect("finish"));
@@ -72,6 +75,27 @@ fn codec_44khz<B: DacBackend>(frames: usize) {
     assert_eq!(dac.decoder_context_frames(), 10);
     let frames = random_frames(9, 1024, frames, 4);
     stream_equals_whole(&dac, &frames, StreamWindows { first: 1, max: 2 });
+}
+
+/// Odd strides crop an uneven padding and make the audio shorter than frames · hop.
+#[test]
+fn odd_strides_flex() {
+    let config = DacConfig {
+        encoder_dim: 4,
+        encoder_rates: vec![3, 5],
+        latent_dim: Some(16),
+        decoder_dim: 24,
+        decoder_rates: vec![5, 3],
+        n_codebooks: 3,
+        codebook_size: 64,
+        codebook_dim: 4,
+        sample_rate: 16_000,
+    };
+    let dac = Dac::<crate::common::Flex>::random(config, 9, &Default::default()).expect("codec");
+    let frames = random_frames(3, 64, 25, 6);
+    for (first, max) in [(1, 1), (1, 4), (5, 8)] {
+        stream_equals_whole(&dac, &frames, StreamWindows { first, max });
+    }
 }
 
 /// Flex only: ndarray's convolutions take minutes per frame at this width (the fixture codecs

@@ -1,5 +1,6 @@
 //! Convolutions as one matrix product per kernel tap, straight from a padded copy of the input
-//! (Snake applied while copying): `y[:, t] = bias + Σₖ W[:, :, k] · x[:, t·stride + k·dilation]`,
+//! (Snake applied while copying): `y[:, t] = skip[:, t] + bias + Σₖ W[:, :, k] ·
+//! x[:, t·stride + k·dilation]`,
 //! each thread taking blocks of output columns that stay in cache while every tap adds in.
 //! Burn's Flex conv transposes the input to channels-last, copies it 7× into im2col tiles of 512
 //! columns and scatters each tile's product back element by element; here nothing is copied but
@@ -8,54 +9,47 @@
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::snake::snake_row;
-
-/// The geometry of a stride/padding/dilation conv1d on one batch item.
+/// The geometry of a stride/dilation conv1d on one batch item, its input already padded.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvShape {
     pub in_channels: usize,
     pub out_channels: usize,
     pub kernel: usize,
     pub stride: usize,
-    pub padding: usize,
     pub dilation: usize,
-    /// Input length.
+    /// Input length, padding included.
     pub time: usize,
 }
 
 impl ConvShape {
-    /// The padded input length.
-    fn padded(&self) -> usize {
-        self.time + 2 * self.padding
-    }
-
-    /// The output length, `None` where the kernel does not fit the padded input.
+    /// The output length, `None` where the kernel does not fit the input.
     pub fn out_time(&self) -> Option<usize> {
         let span = self.dilation * (self.kernel - 1) + 1;
-        let padded = self.padded();
-        (self.kernel > 0 && self.stride > 0 && padded >= span)
-            .then(|| (padded - span) / self.stride + 1)
+        (self.kernel > 0 && self.stride > 0 && self.time >= span)
+            .then(|| (self.time - span) / self.stride + 1)
     }
 }
 
-/// One item's conv1d into `y` `[out, out_time]`: `x` `[in, time]`, `alpha` (Snake's, per input
-/// channel) applied first, `weight` `[out, in, kernel]`, `bias` `[out]` (`out_time` from
-/// [`ConvShape::out_time`]). The output's columns are cut into one or more tasks per thread,
-/// each small enough to stay in cache while every tap adds into it.
+/// One item's conv1d into `y` `[out, out_time]`: `padded` `[in, time]` (padded, through Snake),
+/// `weight` `[out, in, kernel]` (element `(o, i, k)` at `o·s₀ + i·s₁ + k·s₂` for `strides`
+/// `[s₀, s₁, s₂]`), `bias` `[out]`, `skip` `[out, out_time]` added when given
+/// (`out_time` from [`ConvShape::out_time`]). The output's columns are cut into one or more
+/// tasks per thread, each small enough to stay in cache while every tap adds into it.
 pub fn conv1d(
-    x: &[f32],
-    alpha: Option<&[f32]>,
-    weight: &[f32],
+    padded: &[f32],
+    (weight, strides): (&[f32], [usize; 3]),
     bias: &[f32],
+    skip: Option<&[f32]>,
     shape: &ConvShape,
     y: &mut [f32],
 ) {
     let out_time = y.len() / shape.out_channels.max(1);
-    let padded = padded_input(x, alpha, shape);
     let product = Product {
-        padded: &padded,
+        padded,
         weight,
+        strides,
         bias,
+        skip,
         shape,
         out_time,
     };
@@ -87,16 +81,20 @@ impl Output {
 
 /// What every task of one conv1d reads.
 struct Product<'a> {
-    /// The input through Snake, zero-padded: `[in, time + 2·padding]`.
+    /// The input through Snake, zero-padded: `[in, time]`.
     padded: &'a [f32],
     weight: &'a [f32],
+    /// The weight's strides along out, in and kernel.
+    strides: [usize; 3],
     bias: &'a [f32],
+    skip: Option<&'a [f32]>,
     shape: &'a ConvShape,
     out_time: usize,
 }
 
 impl Product<'_> {
-    /// Output columns `start..start + width`: the bias, then one product per tap added in.
+    /// Output columns `start..start + width`: the bias (plus the skip connection), then one
+    /// product per tap added in.
     ///
     /// # Safety
     /// `y` is the `[out, out_time]` output, and no other thread touches these columns.
@@ -104,14 +102,22 @@ impl Product<'_> {
         let shape = self.shape;
         let (m, k) = (shape.out_channels, shape.in_channels);
         for (o, &b) in self.bias.iter().enumerate() {
+            let at = o * self.out_time + start;
             // SAFETY: row `o`'s columns `start..start + width` lie inside `y` (caller).
-            unsafe { std::slice::from_raw_parts_mut(y.add(o * self.out_time + start), width) }
-                .fill(b);
+            let dst = unsafe { std::slice::from_raw_parts_mut(y.add(at), width) };
+            match self.skip {
+                Some(skip) => {
+                    for (d, &s) in dst.iter_mut().zip(&skip[at..at + width]) {
+                        *d = s + b;
+                    }
+                }
+                None => dst.fill(b),
+            }
         }
-        let row = shape.padded();
+        let row = shape.time;
         for tap in 0..shape.kernel {
             // SAFETY: every index the strides reach is in bounds: weight `(o, i)` at
-            // `o·in·kernel + i·kernel + tap`, input `(i, t)` at
+            // `o·s₀ + i·s₁ + tap·s₂` (checked by the caller), input `(i, t)` at
             // `i·row + (start + t)·stride + tap·dilation` with
             // `(out_time − 1)·stride + (kernel − 1)·dilation < row`, output `(o, t)` at
             // `o·out_time + start + t`.
@@ -124,9 +130,9 @@ impl Product<'_> {
                     1,
                     self.out_time as isize,
                     true,
-                    self.weight.as_ptr().add(tap),
-                    shape.kernel as isize,
-                    (k * shape.kernel) as isize,
+                    self.weight.as_ptr().add(tap * self.strides[2]),
+                    self.strides[1] as isize,
+                    self.strides[0] as isize,
                     self.padded
                         .as_ptr()
                         .add(tap * shape.dilation + start * shape.stride),
@@ -142,22 +148,4 @@ impl Product<'_> {
             }
         }
     }
-}
-
-/// `x` `[in, time]` (through Snake when `alpha` is given) zero-padded to `[in, padded]`.
-fn padded_input(x: &[f32], alpha: Option<&[f32]>, shape: &ConvShape) -> Vec<f32> {
-    let (row, pad, time) = (shape.padded(), shape.padding, shape.time);
-    let mut padded = vec![0.0f32; shape.in_channels * row];
-    padded
-        .par_chunks_mut(row)
-        .zip(x.par_chunks(time.max(1)))
-        .enumerate()
-        .for_each(|(channel, (dst, src))| {
-            let dst = &mut dst[pad..pad + time];
-            match alpha {
-                Some(alpha) => snake_row(src, alpha[channel], dst),
-                None => dst.copy_from_slice(src),
-            }
-        });
-    padded
 }

@@ -6,13 +6,14 @@
 mod conv;
 mod snake;
 
-use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use burn::tensor::module::conv_transpose1d;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use self::conv::ConvShape;
-use super::{DacBackend, custom_kernels, generic};
+use super::{ConvInput, DacBackend, custom_kernels, generic};
 
 impl DacBackend for Flex {
     fn snake(x: Tensor<Self, 3>, alpha: Tensor<Self, 3>) -> Tensor<Self, 3> {
@@ -33,71 +34,139 @@ impl DacBackend for Flex {
     }
 
     fn snake_conv1d(
-        x: Tensor<Self, 3>,
-        alpha: Option<Tensor<Self, 3>>,
+        input: ConvInput<Self>,
         weight: Tensor<Self, 3>,
         bias: Tensor<Self, 1>,
         options: ConvOptions<1>,
+        skip: Option<Tensor<Self, 3>>,
     ) -> Tensor<Self, 3> {
-        let [batch, in_channels, time] = x.dims();
         let [out_channels, weight_in, kernel] = weight.dims();
-        let shape = ConvShape {
-            in_channels,
-            out_channels,
-            kernel,
-            stride: options.stride[0],
-            padding: options.padding[0],
-            dilation: options.dilation[0],
-            time,
-        };
-        let (xs, ws, bs) = (contiguous(&x), contiguous(&weight), contiguous(&bias));
-        let alphas = alpha.as_ref().map(contiguous);
-        let y = match (f32_slice(&xs), f32_slice(&ws), f32_slice(&bs)) {
-            (Some(x), Some(w), Some(b)) if options.groups == 1 && weight_in == in_channels => {
-                let alpha = alphas.as_ref().map(f32_slice);
-                conv_items(x, alpha, w, b, batch, &shape)
+        let (ws, bs) = (weight.clone().into_primitive().tensor(), contiguous(&bias));
+        let skips = skip.as_ref().map(contiguous);
+        let y = match (assemble(&input), strided_f32(&ws), f32_slice(&bs)) {
+            (Some((padded, [batch, in_channels, time])), Some(w), Some(b))
+                if options.groups == 1 && weight_in == in_channels =>
+            {
+                let shape = ConvShape {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride: options.stride[0],
+                    dilation: options.dilation[0],
+                    time,
+                };
+                let skip = skips.as_ref().map(f32_slice);
+                conv_items(&padded, w, b, skip, batch, &shape)
             }
             _ => None,
         };
         match y {
-            Some((y, out_time)) => float_tensor(y, [batch, out_channels, out_time]),
-            None => generic::snake_conv1d(x, alpha, weight, bias, options),
+            Some((y, dims)) => float_tensor(y, dims),
+            None => generic::snake_conv1d(input, weight, bias, options, skip),
+        }
+    }
+
+    /// Stored tap-major (`[kernel, out, in]` in memory), so that each tap's matrix is read
+    /// row by row rather than every `kernel`-th float.
+    fn conv_weight(weight: Tensor<Self, 3>) -> Tensor<Self, 3> {
+        let taps = contiguous(&weight.permute([2, 0, 1]));
+        Tensor::<Self, 3>::from_primitive(TensorPrimitive::Float(taps)).permute([1, 2, 0])
+    }
+
+    fn snake_conv_transpose1d(
+        input: ConvInput<Self>,
+        weight: Tensor<Self, 3>,
+        bias: Tensor<Self, 1>,
+        options: ConvTransposeOptions<1>,
+    ) -> Tensor<Self, 3> {
+        match assemble(&input) {
+            Some((x, dims)) => conv_transpose1d(float_tensor(x, dims), weight, Some(bias), options),
+            None => generic::snake_conv_transpose1d(input, weight, bias, options),
         }
     }
 }
 
-/// [`conv::conv1d`] of each of `batch` items, with the output length; `None` where the slices do
-/// not fit `shape` or the output would be empty (Burn's op then says what is wrong).
+/// The columns `input` describes, `[batch, in, len]`, in one pass (Snake applied as each row is
+/// copied; zeros stay zeros); `None` for other dtypes or shapes that do not fit (Burn's ops then
+/// take over).
+fn assemble(input: &ConvInput<Flex>) -> Option<(Vec<f32>, [usize; 3])> {
+    let [batch, channels, time] = input.x.dims();
+    let (xs, helds) = (contiguous(&input.x), input.held.as_ref().map(contiguous));
+    let alphas = input.alpha.as_ref().map(contiguous);
+    let x = f32_slice(&xs)?;
+    let held = match &helds {
+        Some(h) => f32_slice(h)?,
+        None => &[],
+    };
+    let alpha = match &alphas {
+        Some(a) => Some(f32_slice(a).filter(|a| a.len() == channels)?),
+        None => None,
+    };
+    let h = held.len() / (batch * channels).max(1);
+    let fits = x.len() == batch * channels * time && held.len() == batch * channels * h;
+    let len = input.len();
+    if !fits || len == 0 {
+        return None;
+    }
+    let mut out = vec![0.0f32; batch * channels * len];
+    out.par_chunks_mut(len).enumerate().for_each(|(row, dst)| {
+        let dst = &mut dst[input.pad[0]..len - input.pad[1]];
+        let (dst_held, dst_x) = dst.split_at_mut(h);
+        let pieces = [
+            (dst_held, &held[row * h..][..h]),
+            (dst_x, &x[row * time..][..time]),
+        ];
+        for (dst, src) in pieces {
+            match alpha {
+                Some(alpha) => snake::snake_row(src, alpha[row % channels], dst),
+                None => dst.copy_from_slice(src),
+            }
+        }
+    });
+    Some((out, [batch, channels, len]))
+}
+
+/// [`conv::conv1d`] of each of `batch` padded items, with the output's dims; `None` where the
+/// slices do not fit `shape` or the output would be empty (Burn's op then says what is wrong).
 fn conv_items(
-    x: &[f32],
-    alpha: Option<Option<&[f32]>>,
-    weight: &[f32],
+    padded: &[f32],
+    (weight, strides): (&[f32], [usize; 3]),
     bias: &[f32],
+    skip: Option<Option<&[f32]>>,
     batch: usize,
     shape: &ConvShape,
-) -> Option<(Vec<f32>, usize)> {
+) -> Option<(Vec<f32>, [usize; 3])> {
     let out_time = shape.out_time()?;
-    let item = shape.in_channels * shape.time;
+    let (item, out_item) = (
+        shape.in_channels * shape.time,
+        shape.out_channels * out_time,
+    );
     let fits = item > 0
-        && shape.out_channels > 0
+        && out_item > 0
         && batch > 0
-        && out_time > 0
-        && x.len() == batch * item
-        && weight.len() == shape.out_channels * shape.in_channels * shape.kernel
+        && padded.len() == batch * item
+        && [shape.out_channels, shape.in_channels, shape.kernel]
+            .iter()
+            .zip(strides)
+            .map(|(&n, stride)| (n - 1) * stride)
+            .sum::<usize>()
+            < weight.len()
         && bias.len() == shape.out_channels
-        && alpha.is_none_or(|a| a.is_some_and(|a| a.len() == shape.in_channels));
+        && skip.is_none_or(|s| s.is_some_and(|s| s.len() == batch * out_item));
     if !fits {
         return None;
     }
-    let alpha = alpha.flatten();
-    let mut y = vec![0.0f32; batch * shape.out_channels * out_time];
-    for (x, y) in x
+    let skip = skip.flatten();
+    let mut y = vec![0.0f32; batch * out_item];
+    for (n, (x, y)) in padded
         .chunks_exact(item)
-        .zip(y.chunks_exact_mut(shape.out_channels * out_time))
+        .zip(y.chunks_exact_mut(out_item))
+        .enumerate()
     {
-        conv::conv1d(x, alpha, weight, bias, shape, y);
+        let skip = skip.map(|s| &s[n * out_item..][..out_item]);
+        conv::conv1d(x, (weight, strides), bias, skip, shape, y);
     }
-    Some((y, out_time))
+    Some((y, [batch, shape.out_channels, out_time]))
 }
 
 /// The widest vector instructions the CPU has, of those the loops are compiled for.
@@ -145,6 +214,16 @@ fn f32_slice(x: &FlexTensor) -> Option<&[f32]> {
     custom_kernels().then(|| x.as_slice::<f32>()).flatten()
 }
 
+/// The f32 storage of a tensor from its first element on, with its (non-negative) strides;
+/// `None` for other dtypes or with the custom kernels off.
+fn strided_f32<const D: usize>(x: &FlexTensor) -> Option<(&[f32], [usize; D])> {
+    let layout = x.layout();
+    let strides = layout.strides().iter().map(|&s| usize::try_from(s).ok());
+    let strides: [usize; D] = strides.collect::<Option<Vec<_>>>()?.try_into().ok()?;
+    let usable = custom_kernels() && x.dtype() == DType::F32;
+    usable.then(|| (&x.storage::<f32>()[layout.start_offset()..], strides))
+}
+
 /// `values` of `shape` as an f32 Flex tensor.
 fn float_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<Flex, D> {
     let tensor = FlexTensor::from_data(TensorData::new(values, shape));
@@ -154,11 +233,11 @@ fn float_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<F
 #[cfg(test)]
 mod tests {
     use burn::tensor::module::conv1d;
-    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
     use burn::tensor::{Distribution, Tensor};
     use burn_flex::Flex;
 
-    use crate::backend::{DacBackend, generic};
+    use crate::backend::{ConvInput, DacBackend, generic};
 
     /// Largest `|got − want| / scale`, NaN counted as infinitely wrong.
     fn worst_error(got: &[f32], want: &[f64], scale: &[f64]) -> f64 {
@@ -258,7 +337,9 @@ mod tests {
                 };
                 let burn = conv1d(burn, weight.clone(), Some(bias.clone()), options.clone());
                 let (w, b) = (weight.clone(), bias.clone());
-                let ours = Flex::snake_conv1d(x.clone(), alpha, w, b, options.clone());
+                let input = ConvInput::new(x.clone(), alpha, padding);
+                let unpadded = ConvOptions::new([stride], [0], [dilation], 1);
+                let ours = Flex::snake_conv1d(input, w, b, unpadded, None);
                 assert_eq!(ours.dims(), burn.dims());
                 let ours = worst_error(&values(&ours), &want, &scale);
                 let burn = worst_error(&values(&burn), &want, &scale);
@@ -266,6 +347,64 @@ mod tests {
                 assert!(ours < 1e-6, "case {case}: error {ours:e} (Burn's {burn:e})");
                 assert!(burn < 1e-6, "case {case}: Burn's error {burn:e}");
             }
+        }
+    }
+
+    /// Held columns, uneven padding and a skip connection (a stream's pieces) give what Burn's
+    /// ops give on the same columns, for the conv and the transposed conv.
+    #[test]
+    fn pieces_equal_burns_ops() {
+        let device = Default::default();
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x = Tensor::<Flex, 3>::random([2, 6, 13], normal, &device);
+        let held = Tensor::<Flex, 3>::random([2, 6, 4], normal, &device);
+        let alpha = Tensor::<Flex, 3>::random([1, 6, 1], Distribution::Uniform(0.1, 2.0), &device);
+        for pad in [[3, 0], [0, 3], [0, 0], [2, 5]] {
+            let input = ConvInput {
+                x: x.clone(),
+                held: Some(held.clone()),
+                alpha: Some(alpha.clone()),
+                pad,
+            };
+            let out_time = input.len() - 6;
+            let weight = Tensor::<Flex, 3>::random([5, 6, 7], normal, &device);
+            let bias = Tensor::<Flex, 1>::random([5], normal, &device);
+            let skip = Tensor::<Flex, 3>::random([2, 5, out_time], normal, &device);
+            let options = ConvOptions::new([1], [0], [1], 1);
+            let conv = |f: fn(_, _, _, _, _) -> Tensor<Flex, 3>| {
+                let skip = Some(skip.clone());
+                values(&f(
+                    input.clone(),
+                    weight.clone(),
+                    bias.clone(),
+                    options.clone(),
+                    skip,
+                ))
+            };
+            let (ours, burn) = (conv(Flex::snake_conv1d), conv(generic::snake_conv1d));
+            let scale: Vec<f64> = burn.iter().map(|&v| 1.0 + f64::from(v).abs()).collect();
+            let burn: Vec<f64> = burn.into_iter().map(f64::from).collect();
+            assert_eq!(ours.len(), 2 * 5 * out_time);
+            assert!(worst_error(&ours, &burn, &scale) < 1e-5, "pad {pad:?}");
+
+            let weight = Tensor::<Flex, 3>::random([6, 3, 8], normal, &device);
+            let bias = Tensor::<Flex, 1>::random([3], normal, &device);
+            let options = ConvTransposeOptions::new([4], [2], [0], [1], 1);
+            let up = |f: fn(_, _, _, _) -> Tensor<Flex, 3>| {
+                values(&f(
+                    input.clone(),
+                    weight.clone(),
+                    bias.clone(),
+                    options.clone(),
+                ))
+            };
+            let (ours, burn) = (
+                up(Flex::snake_conv_transpose1d),
+                up(generic::snake_conv_transpose1d),
+            );
+            let burn: Vec<f64> = burn.into_iter().map(f64::from).collect();
+            let scale: Vec<f64> = burn.iter().map(|v| 1.0 + v.abs()).collect();
+            assert!(worst_error(&ours, &burn, &scale) < 1e-5, "pad {pad:?}");
         }
     }
 

@@ -1,0 +1,185 @@
+//! The decoder's convolutions run on a stream, piece by piece: each keeps the input columns its
+//! next outputs still read and returns every output column whose inputs have all arrived, with
+//! zero padding added where a whole decode pads (the stream's start and, once it ends, its end).
+//! Each column goes through each layer once and the held columns are read in place (see
+//! [`ConvInput`]), so a streamed decode costs about what a whole one does and equals it up to
+//! float rounding.
+
+use burn::prelude::*;
+
+use crate::backend::{ConvInput, DacBackend};
+use crate::layers::{Conv1d, ConvTranspose1d, Snake};
+
+/// Columns `[batch, channels, len]` held between pieces (none while `len` is 0).
+pub(crate) struct Columns<B: Backend>(Option<Tensor<B, 3>>);
+
+impl<B: Backend> Default for Columns<B> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<B: Backend> Columns<B> {
+    /// How many columns are held.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |x| x.dims()[2])
+    }
+
+    /// Appends `x`'s columns.
+    pub fn push(&mut self, x: Tensor<B, 3>) {
+        self.0 = Some(match self.0.take() {
+            Some(held) => Tensor::cat(vec![held, x], 2),
+            None => x,
+        });
+    }
+
+    /// Removes and returns every column.
+    pub fn take(&mut self) -> Option<Tensor<B, 3>> {
+        self.0.take()
+    }
+
+    /// Removes and returns the first `n` columns (all of them if fewer are held).
+    pub fn take_front(&mut self, n: usize) -> Option<Tensor<B, 3>> {
+        let held = self.0.take()?;
+        let len = held.dims()[2];
+        if n < len {
+            self.0 = Some(held.clone().narrow(2, n, len - n));
+        }
+        (n > 0).then(|| held.narrow(2, 0, n.min(len)))
+    }
+
+    /// Holds the last `n` columns of `pieces` in order (`None`s being `zeros` zero columns,
+    /// shaped like the others), replacing what was held.
+    pub fn hold_tail(&mut self, zeros: usize, pieces: [Option<&Tensor<B, 3>>; 2], n: usize) {
+        let mut parts = Vec::new();
+        let mut left = n;
+        for piece in pieces.into_iter().rev().flatten() {
+            let len = piece.dims()[2];
+            let take = left.min(len);
+            if take > 0 {
+                parts.push(piece.clone().narrow(2, len - take, take));
+            }
+            left -= take;
+        }
+        if let (Some(like), true) = (parts.first(), left > 0 && zeros > 0) {
+            let [batch, channels, _] = like.dims();
+            parts.push(Tensor::zeros(
+                [batch, channels, left.min(zeros)],
+                &like.device(),
+            ));
+        }
+        parts.reverse();
+        self.0 = (!parts.is_empty()).then(|| Tensor::cat(parts, 2));
+    }
+}
+
+/// A stride-1 conv's stream: the input columns its next output reads.
+#[derive(Default)]
+pub(crate) struct ConvStream<B: Backend> {
+    held: Columns<B>,
+    /// Whether the left padding went in.
+    started: bool,
+}
+
+impl<B: DacBackend> ConvStream<B> {
+    /// Feeds `x` `[batch, in, n]` (none: nothing new) through `snake` and `conv`, and returns
+    /// the output columns that became final; `last` ends the stream (its right padding).
+    pub fn step(
+        &mut self,
+        conv: &Conv1d<B>,
+        snake: Option<&Snake<B>>,
+        x: Option<Tensor<B, 3>>,
+        last: bool,
+    ) -> Option<Tensor<B, 3>> {
+        let (held, x) = match x {
+            Some(x) => (self.held.take(), x),
+            None if last => (None, self.held.take()?),
+            None => return None,
+        };
+        let padding = conv.padding();
+        let pad = [
+            if self.started { 0 } else { padding },
+            if last { padding } else { 0 },
+        ];
+        let input = ConvInput {
+            x,
+            held,
+            alpha: snake.map(Snake::alpha),
+            pad,
+        };
+        let reach = conv.reach();
+        if input.len() <= reach {
+            // Not one output yet: hold everything (and the left padding still to come).
+            self.held.push(joined(input.held, input.x));
+            return None;
+        }
+        self.held
+            .hold_tail(pad[0], [input.held.as_ref(), Some(&input.x)], reach);
+        self.started = true;
+        Some(conv.conv(input, None))
+    }
+}
+
+/// `held` then `x`.
+fn joined<B: Backend>(held: Option<Tensor<B, 3>>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    match held {
+        Some(held) => Tensor::cat(vec![held, x], 2),
+        None => x,
+    }
+}
+
+/// The upsampling (transposed) conv's stream: the input columns whose outputs still await the
+/// next columns' contributions, and how many of the first outputs the padding still crops.
+#[derive(Default)]
+pub(crate) struct TransposeStream<B: Backend> {
+    held: Columns<B>,
+    crop: Option<usize>,
+}
+
+impl<B: DacBackend> TransposeStream<B> {
+    /// Feeds `x` `[batch, in, n]` through `snake` and `up`, and returns the output columns
+    /// that became final; `last` ends the stream.
+    ///
+    /// Output `o` (before the padding crop) sums inputs `i` with `i·stride ≤ o < i·stride +
+    /// kernel`, so once `len` columns arrived every output below `len·stride` is final. The
+    /// held columns' outputs up to there were returned by the previous piece.
+    pub fn step(
+        &mut self,
+        up: &ConvTranspose1d<B>,
+        snake: &Snake<B>,
+        x: Option<Tensor<B, 3>>,
+        last: bool,
+    ) -> Option<Tensor<B, 3>> {
+        let (stride, kernel, padding) = up.geometry();
+        let held_len = self.held.len();
+        let len = held_len + x.as_ref().map_or(0, |x| x.dims()[2]);
+        let (held, x) = match x {
+            Some(x) => (self.held.take(), x),
+            None if last => (None, self.held.take()?),
+            None => return None,
+        };
+        let crop = self.crop.get_or_insert(padding);
+        // Outputs from..end of the columns' uncropped transposed conv are new and final.
+        let from = held_len * stride;
+        let end = match last {
+            true => (len * stride + kernel).saturating_sub(stride + padding),
+            false => len * stride,
+        };
+        let keep = kernel.div_ceil(stride) - 1;
+        self.held.hold_tail(0, [held.as_ref(), Some(&x)], keep);
+        if end <= from {
+            return None;
+        }
+        let input = ConvInput {
+            x,
+            held,
+            alpha: Some(snake.alpha()),
+            pad: [0, 0],
+        };
+        let y = up.conv(input, 0).narrow(2, from, end - from);
+        // The whole decode's padding crops its first `padding` outputs.
+        let drop = (*crop).min(end - from);
+        *crop -= drop;
+        (drop < end - from).then(|| y.narrow(2, drop, end - from - drop))
+    }
+}
