@@ -241,7 +241,7 @@ impl LayerCall {
                 time,
                 snake,
             } => {
-                let weight = random([c_out, c_in, kernel]);
+                let weight = B::conv_weight(random([c_out, c_in, kernel]));
                 let alpha = if snake { alpha(c_in) } else { None };
                 let padding = dilation * (kernel - 1) / 2;
                 let options = ConvOptions::new([1], [0], [dilation], 1);
@@ -263,7 +263,7 @@ impl LayerCall {
                 stride,
                 time,
             } => {
-                let weight = random([c_in, c_out, 2 * stride]);
+                let weight = B::conv_weight(random([c_in, c_out, 2 * stride]));
                 let options =
                     ConvTransposeOptions::new([stride], [stride.div_ceil(2)], [0], [1], 1);
                 let run = move |x| {

@@ -186,7 +186,7 @@ pub struct ConvTranspose1d<B: Backend> {
     padding: usize,
 }
 
-impl<B: Backend> ConvTranspose1d<B> {
+impl<B: DacBackend> ConvTranspose1d<B> {
     /// `(stride, kernel, padding)`.
     pub(crate) fn geometry(&self) -> (usize, usize, usize) {
         (self.stride, self.weight.dims()[2], self.padding)
@@ -196,7 +196,7 @@ impl<B: Backend> ConvTranspose1d<B> {
     pub(crate) fn load(w: &mut Weights<B>, prefix: &str, spec: ConvSpec) -> Result<Self, DacError> {
         let shape = [spec.in_channels, spec.out_channels, spec.kernel];
         Ok(Self {
-            weight: Param::from_tensor(w.conv_weight(prefix, shape)?),
+            weight: Param::from_tensor(B::conv_weight(w.conv_weight(prefix, shape)?)),
             bias: Param::from_tensor(w.tensor(&format!("{prefix}.bias"), [spec.out_channels])?),
             stride: spec.stride,
             padding: spec.padding,
@@ -214,9 +214,7 @@ impl<B: Backend> ConvTranspose1d<B> {
             hi: (out.hi + padding).div_euclid(stride),
         }
     }
-}
 
-impl<B: DacBackend> ConvTranspose1d<B> {
     /// `snake(x)` `[batch, in, time]` → `[batch, out, (time - 1)·stride − 2·padding + kernel]`:
     /// the decoder's upsampling always follows a Snake.
     pub fn forward_after(&self, snake: &Snake<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {

@@ -39,9 +39,9 @@ pub trait DacBackend: Backend {
         generic::snake_conv1d(input, weight, bias, options, skip)
     }
 
-    /// A conv1d weight `[out, in, kernel]` laid out as this backend's [`Self::snake_conv1d`]
-    /// reads it fastest: same shape and values, maybe another memory order. Called once, when
-    /// the codec loads.
+    /// A conv weight (`[out, in, kernel]`, or `[in, out, kernel]` for a transposed conv) laid
+    /// out as this backend's convolution hooks read it fastest: same shape and values, maybe
+    /// another memory order. Called once per weight, when the codec loads.
     fn conv_weight(weight: Tensor<Self, 3>) -> Tensor<Self, 3> {
         weight
     }

@@ -5,14 +5,15 @@
 
 mod conv;
 mod snake;
+mod transpose;
 
-use burn::tensor::module::conv_transpose1d;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use self::conv::ConvShape;
+use self::transpose::TransposeShape;
 use super::{ConvInput, DacBackend, custom_kernels, generic};
 
 impl DacBackend for Flex {
@@ -66,8 +67,8 @@ impl DacBackend for Flex {
         }
     }
 
-    /// Stored tap-major (`[kernel, out, in]` in memory), so that each tap's matrix is read
-    /// row by row rather than every `kernel`-th float.
+    /// Stored tap-major (`[kernel, ·, ·]` in memory), so that each tap's matrix is read row by
+    /// row rather than every `kernel`-th float.
     fn conv_weight(weight: Tensor<Self, 3>) -> Tensor<Self, 3> {
         let taps = contiguous(&weight.permute([2, 0, 1]));
         Tensor::<Self, 3>::from_primitive(TensorPrimitive::Float(taps)).permute([1, 2, 0])
@@ -79,9 +80,27 @@ impl DacBackend for Flex {
         bias: Tensor<Self, 1>,
         options: ConvTransposeOptions<1>,
     ) -> Tensor<Self, 3> {
-        match assemble(&input) {
-            Some((x, dims)) => conv_transpose1d(float_tensor(x, dims), weight, Some(bias), options),
-            None => generic::snake_conv_transpose1d(input, weight, bias, options),
+        let [weight_in, out_channels, kernel] = weight.dims();
+        let (ws, bs) = (weight.clone().into_primitive().tensor(), contiguous(&bias));
+        let plain = options.groups == 1 && options.dilation == [1] && options.padding_out == [0];
+        match (assemble(&input), strided_f32(&ws), f32_slice(&bs)) {
+            (Some((x, [batch, in_channels, time])), Some(w), Some(b))
+                if plain && weight_in == in_channels =>
+            {
+                let shape = TransposeShape {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride: options.stride[0],
+                    crop: options.padding[0],
+                    time,
+                };
+                match transpose_items(&x, w, b, batch, &shape) {
+                    Some((y, dims)) => float_tensor(y, dims),
+                    None => generic::snake_conv_transpose1d(input, weight, bias, options),
+                }
+            }
+            _ => generic::snake_conv_transpose1d(input, weight, bias, options),
         }
     }
 }
@@ -145,12 +164,10 @@ fn conv_items(
         && out_item > 0
         && batch > 0
         && padded.len() == batch * item
-        && [shape.out_channels, shape.in_channels, shape.kernel]
-            .iter()
-            .zip(strides)
-            .map(|(&n, stride)| (n - 1) * stride)
-            .sum::<usize>()
-            < weight.len()
+        && last_index(
+            [shape.out_channels, shape.in_channels, shape.kernel],
+            strides,
+        ) < weight.len()
         && bias.len() == shape.out_channels
         && skip.is_none_or(|s| s.is_some_and(|s| s.len() == batch * out_item));
     if !fits {
@@ -167,6 +184,42 @@ fn conv_items(
         conv::conv1d(x, (weight, strides), bias, skip, shape, y);
     }
     Some((y, [batch, shape.out_channels, out_time]))
+}
+
+/// [`transpose::conv_transpose1d`] of each of `batch` items, with the output's dims; `None`
+/// where the slices do not fit `shape` or the output would be empty.
+fn transpose_items(
+    x: &[f32],
+    (weight, strides): (&[f32], [usize; 3]),
+    bias: &[f32],
+    batch: usize,
+    shape: &TransposeShape,
+) -> Option<(Vec<f32>, [usize; 3])> {
+    let out_time = shape.out_time()?;
+    let (item, out_item) = (
+        shape.in_channels * shape.time,
+        shape.out_channels * out_time,
+    );
+    let dims = [shape.in_channels, shape.out_channels, shape.kernel];
+    let fits = item > 0
+        && out_item > 0
+        && batch > 0
+        && x.len() == batch * item
+        && last_index(dims, strides) < weight.len()
+        && bias.len() == shape.out_channels;
+    if !fits {
+        return None;
+    }
+    let mut y = vec![0.0f32; batch * out_item];
+    for (x, y) in x.chunks_exact(item).zip(y.chunks_exact_mut(out_item)) {
+        transpose::conv_transpose1d(x, (weight, strides), bias, shape, y);
+    }
+    Some((y, [batch, shape.out_channels, out_time]))
+}
+
+/// The offset of a strided tensor's last element (its dims all non-zero).
+fn last_index(dims: [usize; 3], strides: [usize; 3]) -> usize {
+    dims.iter().zip(strides).map(|(&n, s)| (n - 1) * s).sum()
 }
 
 /// The widest vector instructions the CPU has, of those the loops are compiled for.
@@ -232,7 +285,7 @@ fn float_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<F
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::module::conv1d;
+    use burn::tensor::module::{conv_transpose1d, conv1d};
     use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
     use burn::tensor::{Distribution, Tensor};
     use burn_flex::Flex;
@@ -304,8 +357,8 @@ mod tests {
 
     /// The tap-by-tap product equals the definition (in f64) as closely as Burn's conv1d after
     /// Burn's Snake does, for every geometry DAC uses (same-padded dilated, 1×1, strided
-    /// resampling), padding wider than the input, a batch of two, and a size that spans several
-    /// column blocks per thread.
+    /// resampling), padding wider than the input, a batch of two, a size that spans several
+    /// column blocks per thread, and one with few columns and many rows (split by rows).
     #[test]
     fn conv1d_equals_the_definition() {
         let device = Default::default();
@@ -320,6 +373,8 @@ mod tests {
             (2, 5, 16, 8, 4, 1, 64, 1),
             (96, 64, 7, 1, 3, 1, 300, 1),
             (8, 1024, 7, 1, 9, 3, 600, 1),
+            // Few columns, many rows: blocks of rows.
+            (24, 200, 7, 1, 3, 1, 10, 2),
         ];
         for (c_in, c_out, kernel, stride, padding, dilation, time, batch) in cases {
             let x = Tensor::<Flex, 3>::random([batch, c_in, time], normal, &device);
@@ -347,6 +402,89 @@ mod tests {
                 assert!(ours < 1e-6, "case {case}: error {ours:e} (Burn's {burn:e})");
                 assert!(burn < 1e-6, "case {case}: Burn's error {burn:e}");
             }
+        }
+    }
+
+    /// A transposed conv1d in f64 from the definition, with `1 + Σ|terms|` per output.
+    fn naive_transpose(
+        x: &Tensor<Flex, 3>,
+        weight: &Tensor<Flex, 3>,
+        bias: &Tensor<Flex, 1>,
+        [stride, crop]: [usize; 2],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let ([batch, c_in, time], [_, c_out, kernel]) = (x.dims(), weight.dims());
+        let (xv, wv, bv) = (values(x), values(weight), values(bias));
+        let out_time = (time - 1) * stride + kernel - 2 * crop;
+        let mut sums = vec![(0.0f64, 1.0f64); batch * c_out * out_time];
+        for (n, o, t) in (0..batch)
+            .flat_map(|n| (0..c_out).map(move |o| (n, o)))
+            .flat_map(|(n, o)| (0..out_time).map(move |t| (n, o, t)))
+        {
+            let b = f64::from(bv[o]);
+            sums[(n * c_out + o) * out_time + t] = (b, 1.0 + b.abs());
+        }
+        for n in 0..batch {
+            for i in 0..c_in {
+                for t in 0..time {
+                    for o in 0..c_out {
+                        for k in 0..kernel {
+                            let Some(at) = (t * stride + k).checked_sub(crop) else {
+                                continue;
+                            };
+                            if at < out_time {
+                                let term = f64::from(wv[(i * c_out + o) * kernel + k])
+                                    * f64::from(xv[(n * c_in + i) * time + t]);
+                                let sum = &mut sums[(n * c_out + o) * out_time + at];
+                                sum.0 += term;
+                                sum.1 += term.abs();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        sums.into_iter().unzip()
+    }
+
+    /// The tap-by-tap transposed conv equals the definition as closely as Burn's does, for the
+    /// decoder's strides (even and odd, crop `ceil(stride / 2)`), a batch of two, and sizes
+    /// that span several column blocks or split the rows; weights laid out by `conv_weight` as
+    /// the codec loads them.
+    #[test]
+    fn conv_transpose1d_equals_the_definition() {
+        let device = Default::default();
+        let normal = Distribution::Normal(0.0, 1.0);
+        // (in, out, stride, time, batch)
+        let cases = [
+            (6, 5, 2usize, 30, 2),
+            (4, 3, 3, 11, 1),
+            (8, 4, 8, 40, 2),
+            (5, 7, 5, 1, 1),
+            (16, 8, 4, 3000, 1),
+            (8, 200, 2, 5, 2),
+        ];
+        for (c_in, c_out, stride, time, batch) in cases {
+            let kernel = 2 * stride;
+            let crop = stride.div_ceil(2);
+            let x = Tensor::<Flex, 3>::random([batch, c_in, time], normal, &device);
+            let weight = Tensor::<Flex, 3>::random([c_in, c_out, kernel], normal, &device);
+            let bias = Tensor::<Flex, 1>::random([c_out], normal, &device);
+            let (want, scale) = naive_transpose(&x, &weight, &bias, [stride, crop]);
+            let options = ConvTransposeOptions::new([stride], [crop], [0], [1], 1);
+            let burn = conv_transpose1d(
+                x.clone(),
+                weight.clone(),
+                Some(bias.clone()),
+                options.clone(),
+            );
+            let input = ConvInput::new(x.clone(), None, 0);
+            let ours =
+                Flex::snake_conv_transpose1d(input, Flex::conv_weight(weight), bias, options);
+            assert_eq!(ours.dims(), burn.dims());
+            let ours = worst_error(&values(&ours), &want, &scale);
+            let burn = worst_error(&values(&burn), &want, &scale);
+            let case = format!("{c_in}/{c_out}/{stride}/{time}");
+            assert!(ours < 1e-6, "case {case}: error {ours:e} (Burn's {burn:e})");
         }
     }
 
