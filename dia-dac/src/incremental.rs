@@ -48,8 +48,8 @@ impl<B: Backend> Columns<B> {
         (n > 0).then(|| held.narrow(2, 0, n.min(len)))
     }
 
-    /// Holds the last `n` columns of `pieces` in order (`None`s being `zeros` zero columns,
-    /// shaped like the others), replacing what was held.
+    /// Holds the last `n` columns of `zeros` zero columns followed by `pieces` (absent ones
+    /// skipped), replacing what was held.
     pub fn hold_tail(&mut self, zeros: usize, pieces: [Option<&Tensor<B, 3>>; 2], n: usize) {
         let mut parts = Vec::new();
         let mut left = n;

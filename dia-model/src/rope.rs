@@ -4,6 +4,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 
+use crate::backend::DiaBackend;
+
 /// Rotary embedding for one head size: `out = [x1·cos − x2·sin, x2·cos + x1·sin]`.
 #[derive(Module, Debug)]
 pub struct RotaryEmbedding<B: Backend> {
@@ -80,17 +82,9 @@ impl<B: Backend> RotaryEmbedding<B> {
     }
 }
 
-impl<B: Backend> RopeAngles<B> {
+impl<B: DiaBackend> RopeAngles<B> {
     /// Rotates `x` `[batch, heads, seq, head_dim]` in f32 and returns it in its own dtype.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let dtype = x.dtype();
-        let [_, _, _, dim] = x.dims();
-        let half = dim / 2;
-        let x = x.cast(DType::F32);
-        let x1 = x.clone().narrow(3, 0, half);
-        let x2 = x.narrow(3, half, half);
-        let first = x1.clone().mul(self.cos.clone()) - x2.clone().mul(self.sin.clone());
-        let second = x2.mul(self.cos.clone()) + x1.mul(self.sin.clone());
-        Tensor::cat(vec![first, second], 3).cast(dtype)
+        B::rope(x, self.sin.clone(), self.cos.clone())
     }
 }

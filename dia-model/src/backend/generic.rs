@@ -52,6 +52,19 @@ pub fn attend_one<B: Backend>(
 }
 
 /// `silu(gate) · up` with Burn's ops.
+/// Rotary embedding from Burn's element-wise ops on the two halves.
+pub fn rope<B: Backend>(x: Tensor<B, 4>, sin: Tensor<B, 4>, cos: Tensor<B, 4>) -> Tensor<B, 4> {
+    let dtype = x.dtype();
+    let [_, _, _, dim] = x.dims();
+    let half = dim / 2;
+    let x = x.cast(DType::F32);
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.narrow(3, half, half);
+    let first = x1.clone().mul(cos.clone()) - x2.clone().mul(sin.clone());
+    let second = x2.mul(cos) + x1.mul(sin);
+    Tensor::cat(vec![first, second], 3).cast(dtype)
+}
+
 pub fn silu_mul<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
     silu(gate).mul(up)
 }

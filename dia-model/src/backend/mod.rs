@@ -58,6 +58,14 @@ pub trait DiaBackend: DacBackend {
         generic::silu_mul(gate, up)
     }
 
+    /// Half-split rotary embedding of `x` `[b, heads, seq, d]` (usually a strided view of a
+    /// projection) with `sin`/`cos` `[1, 1, seq, d / 2]` in f32: `[x1·cos − x2·sin,
+    /// x2·cos + x1·sin]`, computed in f32 and returned contiguous in `x`'s dtype. Every
+    /// attention layer applies it to q and k, over the whole text in the encoder.
+    fn rope(x: Tensor<Self, 4>, sin: Tensor<Self, 4>, cos: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        generic::rope(x, sin, cos)
+    }
+
     /// Writes `value` `[rows, heads, len, d]` into the KV cache `[rows, heads, max_len, d]` at
     /// positions `start..start + len`: every decode step, so backends write in place.
     fn cache_write(

@@ -6,12 +6,14 @@
 mod attend_one;
 mod elementwise;
 mod gemv;
+mod rope;
 mod simd;
 mod tensors;
 
 use burn::tensor::{Bool, DType, Tensor};
 use burn_flex::Flex;
 use half::{bf16, f16};
+use rayon::prelude::*;
 
 use self::tensors::{f32_values, flex_tensor, primitive, split_columns, write_rows};
 use super::{DiaBackend, generic};
@@ -24,7 +26,7 @@ impl DiaBackend for Flex {
                 let rows = y.y.len() / y.n.max(1);
                 flex_tensor(y.y, [rows, y.n], y.dtype)
             }
-            None => generic::project(x, weight),
+            None => many_row_product(x, weight),
         }
     }
 
@@ -38,7 +40,7 @@ impl DiaBackend for Flex {
         }
         // Gemm's output split by row segments: Flex walks a narrowed view element by
         // element, several times slower than these copies.
-        let y = generic::project(x, weight);
+        let y = many_row_product(x, weight);
         let n = y.dims()[1];
         let dtype = y.dtype();
         let p = primitive(y.clone());
@@ -85,6 +87,24 @@ impl DiaBackend for Flex {
         flex_tensor(out, shape, dtype)
     }
 
+    fn rope(x: Tensor<Self, 4>, sin: Tensor<Self, 4>, cos: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        let dims = x.dims();
+        let rotated = super::custom_kernels()
+            .then(|| {
+                let (sin, cos) = (primitive(sin.clone()), primitive(cos.clone()));
+                rope::rotate(
+                    &primitive(x.clone()),
+                    &sin.to_contiguous(),
+                    &cos.to_contiguous(),
+                )
+            })
+            .flatten();
+        match rotated {
+            Some(values) => flex_tensor(values, dims, DType::F32),
+            None => generic::rope(x, sin, cos),
+        }
+    }
+
     fn cache_write(
         cache: Tensor<Self, 4>,
         start: usize,
@@ -107,6 +127,36 @@ impl DiaBackend for Flex {
             generic::cache_write(cache, start, value)
         }
     }
+}
+
+/// `x` · `weight` through Burn's gemm (the encoder, a prefill). An int8 weight is widened to
+/// f32 in one parallel pass, and its scales multiply the product's columns after: the generic
+/// path's operations, without Burn's element-by-element int-to-float cast of every weight on
+/// every call.
+fn many_row_product(x: Tensor<Flex, 2>, weight: &Dense<Flex>) -> Tensor<Flex, 2> {
+    let Dense::Int8(q) = weight else {
+        return generic::project(x, weight);
+    };
+    let values = q.values.val().into_primitive();
+    let scale = primitive(q.scale.val());
+    let (Some(values), Some(scale)) = (values.as_slice::<i8>(), scale.as_slice::<f32>()) else {
+        return generic::project(x, weight);
+    };
+    let [k, n] = q.values.dims();
+    if x.dtype() != DType::F32 || !super::custom_kernels() || scale.len() != n {
+        return generic::project(x, weight);
+    }
+    let wide: Vec<f32> = values.par_iter().map(|&v| f32::from(v)).collect();
+    let product = x.matmul(flex_tensor(wide, [k, n], DType::F32));
+    let y = primitive(product.clone());
+    let Some(y) = y.as_slice::<f32>() else {
+        return product * q.scale.val().unsqueeze::<2>();
+    };
+    let scaled: Vec<f32> = y
+        .par_chunks(n)
+        .flat_map_iter(|row| row.iter().zip(scale).map(|(v, s)| v * s))
+        .collect();
+    flex_tensor(scaled, [y.len() / n.max(1), n], DType::F32)
 }
 
 /// A few-row product's f32 output `[rows, n]` and the dtype it is returned in.
@@ -163,7 +213,35 @@ mod tests {
     use burn::tensor::{Bool, DType, Distribution, Tensor, TensorData};
     use burn_flex::Flex;
 
+    use crate::WeightStorage;
     use crate::backend::{DiaBackend, generic};
+    use crate::dense::Dense;
+
+    /// An int8 weight times many rows (the encoder's case, past the few-row kernel) gives
+    /// exactly what the generic path gives: the same widened weight, gemm and scales.
+    #[test]
+    fn many_rows_times_int8_equal_the_generic_path() {
+        let device = Default::default();
+        let weight = Tensor::<Flex, 2>::random([48, 40], Distribution::Default, &device);
+        let weight = Dense::new(weight, WeightStorage::Int8);
+        assert!(matches!(weight, Dense::Int8(_)));
+        let x = Tensor::<Flex, 2>::random(
+            [super::gemv::MAX_ROWS + 9, 48],
+            Distribution::Default,
+            &device,
+        );
+        let got = Flex::project(x.clone(), &weight)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let want = generic::project(x, &weight)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(got.len(), 25 * 40);
+        assert!(got.iter().all(|v| v.is_finite()));
+        assert_eq!(got, want);
+    }
 
     /// The single-query kernel equals Burn's attention on a narrowed cache view (grouped heads,
     /// padding mask) for f32, f16 and bf16 keys and values.
