@@ -6,6 +6,7 @@
 mod attend_one;
 mod elementwise;
 mod gemv;
+mod many_rows;
 mod rope;
 mod simd;
 mod tensors;
@@ -13,7 +14,6 @@ mod tensors;
 use burn::tensor::{Bool, DType, Tensor};
 use burn_flex::Flex;
 use half::{bf16, f16};
-use rayon::prelude::*;
 
 use self::tensors::{f32_values, flex_tensor, primitive, split_columns, write_rows};
 use super::{DiaBackend, generic};
@@ -129,34 +129,42 @@ impl DiaBackend for Flex {
     }
 }
 
-/// `x` · `weight` through Burn's gemm (the encoder, a prefill). An int8 weight is widened to
-/// f32 in one parallel pass, and its scales multiply the product's columns after: the generic
-/// path's operations, without Burn's element-by-element int-to-float cast of every weight on
-/// every call.
+/// `x` · `weight` for many rows (the encoder, a prefill): [`many_rows`] for f32 activations with
+/// f32 or int8 weights, Burn's own matmul otherwise.
 fn many_row_product(x: Tensor<Flex, 2>, weight: &Dense<Flex>) -> Tensor<Flex, 2> {
-    let Dense::Int8(q) = weight else {
-        return generic::project(x, weight);
-    };
-    let values = q.values.val().into_primitive();
-    let scale = primitive(q.scale.val());
-    let (Some(values), Some(scale)) = (values.as_slice::<i8>(), scale.as_slice::<f32>()) else {
-        return generic::project(x, weight);
-    };
-    let [k, n] = q.values.dims();
-    if x.dtype() != DType::F32 || !super::custom_kernels() || scale.len() != n {
-        return generic::project(x, weight);
+    let rows = x.dims()[0];
+    match super::custom_kernels()
+        .then(|| many_rows_f32(&x, weight))
+        .flatten()
+    {
+        Some((y, n)) => flex_tensor(y, [rows, n], DType::F32),
+        None => generic::project(x, weight),
     }
-    let wide: Vec<f32> = values.par_iter().map(|&v| f32::from(v)).collect();
-    let product = x.matmul(flex_tensor(wide, [k, n], DType::F32));
-    let y = primitive(product.clone());
-    let Some(y) = y.as_slice::<f32>() else {
-        return product * q.scale.val().unsqueeze::<2>();
-    };
-    let scaled: Vec<f32> = y
-        .par_chunks(n)
-        .flat_map_iter(|row| row.iter().zip(scale).map(|(v, s)| v * s))
-        .collect();
-    flex_tensor(scaled, [y.len() / n.max(1), n], DType::F32)
+}
+
+/// [`many_rows::matmul`] of contiguous f32 `x` and an f32 or int8 weight, with the output
+/// width; `None` for other dtypes and layouts.
+fn many_rows_f32(x: &Tensor<Flex, 2>, weight: &Dense<Flex>) -> Option<(Vec<f32>, usize)> {
+    let [rows, k] = x.dims();
+    let xs = primitive(x.clone());
+    let xs = xs.as_slice::<f32>()?;
+    match weight {
+        Dense::Float(w) => {
+            let w = primitive(w.val());
+            let n = w.layout().shape().dims::<2>()[1];
+            let w = many_rows::Weight::F32(w.as_slice::<f32>()?);
+            Some((many_rows::matmul(xs, rows, w, k, n)?, n))
+        }
+        Dense::Int8(q) => {
+            let (values, scale) = (q.values.val().into_primitive(), primitive(q.scale.val()));
+            let n = values.layout().shape().dims::<2>()[1];
+            let w = many_rows::Weight::Int8 {
+                values: values.as_slice::<i8>()?,
+                scale: scale.as_slice::<f32>()?,
+            };
+            Some((many_rows::matmul(xs, rows, w, k, n)?, n))
+        }
+    }
 }
 
 /// A few-row product's f32 output `[rows, n]` and the dtype it is returned in.
@@ -217,30 +225,28 @@ mod tests {
     use crate::backend::{DiaBackend, generic};
     use crate::dense::Dense;
 
-    /// An int8 weight times many rows (the encoder's case, past the few-row kernel) gives
-    /// exactly what the generic path gives: the same widened weight, gemm and scales.
+    /// Many rows (the encoder's case, past the few-row kernel) times an f32 or int8 weight
+    /// give what the generic path gives, up to the order of the sums.
     #[test]
-    fn many_rows_times_int8_equal_the_generic_path() {
+    fn many_rows_equal_the_generic_path() {
         let device = Default::default();
         let weight = Tensor::<Flex, 2>::random([48, 40], Distribution::Default, &device);
-        let weight = Dense::new(weight, WeightStorage::Int8);
-        assert!(matches!(weight, Dense::Int8(_)));
-        let x = Tensor::<Flex, 2>::random(
-            [super::gemv::MAX_ROWS + 9, 48],
-            Distribution::Default,
-            &device,
-        );
-        let got = Flex::project(x.clone(), &weight)
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        let want = generic::project(x, &weight)
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        assert_eq!(got.len(), 25 * 40);
-        assert!(got.iter().all(|v| v.is_finite()));
-        assert_eq!(got, want);
+        let rows = super::gemv::MAX_ROWS + 9;
+        let x = Tensor::<Flex, 2>::random([rows, 48], Distribution::Default, &device);
+        for storage in [WeightStorage::Int8, WeightStorage::F32] {
+            let weight = Dense::new(weight.clone(), storage);
+            let got = Flex::project(x.clone(), &weight);
+            let want = generic::project(x.clone(), &weight);
+            assert_eq!(got.dims(), [rows, 40]);
+            let got = got.into_data().to_vec::<f32>().unwrap();
+            let want = want.into_data().to_vec::<f32>().unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "{storage:?}: {g} vs {w}"
+                );
+            }
+        }
     }
 
     /// The single-query kernel equals Burn's attention on a narrowed cache view (grouped heads,
