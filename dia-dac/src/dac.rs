@@ -118,14 +118,17 @@ impl<B: DacBackend> Dac<B> {
         &self,
         frames: &[impl AsRef<[u32]>],
     ) -> Result<Tensor<B, 3, Int>, DacError> {
-        let flat = self.check_frames(frames)?;
-        Ok(
-            Tensor::<B, 1, Int>::from_ints(flat.as_slice(), &self.device())
-                // [frames, n] → [1, n, frames]
-                .reshape([frames.len(), self.config.n_codebooks])
-                .transpose()
-                .unsqueeze_dim(0),
-        )
+        Ok(self.flat_to_codes(&self.check_frames(frames)?))
+    }
+
+    /// Checked time-major codes, flattened ([`Self::check_frames`]) → codes `[1, n, frames]`.
+    pub(crate) fn flat_to_codes(&self, flat: &[i64]) -> Tensor<B, 3, Int> {
+        let n = self.config.n_codebooks;
+        Tensor::<B, 1, Int>::from_ints(flat, &self.device())
+            // [frames, n] → [1, n, frames]
+            .reshape([flat.len() / n, n])
+            .transpose()
+            .unsqueeze_dim(0)
     }
 
     /// Checks time-major frames (at least one, each `n_codebooks` codes in range) on the host,

@@ -33,9 +33,18 @@ impl<B: Backend> Columns<B> {
         });
     }
 
-    /// Removes and returns every column.
-    pub fn take(&mut self) -> Option<Tensor<B, 3>> {
-        self.0.take()
+    /// What a piece works on, taken out: the held columns and the new ones, `x`. Without new
+    /// columns, the held ones alone when the stream ends; `None` when there is nothing to do.
+    pub fn take_with(
+        &mut self,
+        x: Option<Tensor<B, 3>>,
+        last: bool,
+    ) -> Option<(Option<Tensor<B, 3>>, Tensor<B, 3>)> {
+        match x {
+            Some(x) => Some((self.0.take(), x)),
+            None if last => Some((None, self.0.take()?)),
+            None => None,
+        }
     }
 
     /// Removes and returns the first `n` columns (all of them if fewer are held).
@@ -91,11 +100,7 @@ impl<B: DacBackend> ConvStream<B> {
         x: Option<Tensor<B, 3>>,
         last: bool,
     ) -> Option<Tensor<B, 3>> {
-        let (held, x) = match x {
-            Some(x) => (self.held.take(), x),
-            None if last => (None, self.held.take()?),
-            None => return None,
-        };
+        let (held, x) = self.held.take_with(x, last)?;
         let padding = conv.padding();
         let pad = [
             if self.started { 0 } else { padding },
@@ -110,7 +115,10 @@ impl<B: DacBackend> ConvStream<B> {
         let reach = conv.reach();
         if input.len() <= reach {
             // Not one output yet: hold everything (and the left padding still to come).
-            self.held.push(joined(input.held, input.x));
+            if let Some(held) = input.held {
+                self.held.push(held);
+            }
+            self.held.push(input.x);
             return None;
         }
         self.held
@@ -120,20 +128,12 @@ impl<B: DacBackend> ConvStream<B> {
     }
 }
 
-/// `held` then `x`.
-fn joined<B: Backend>(held: Option<Tensor<B, 3>>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    match held {
-        Some(held) => Tensor::cat(vec![held, x], 2),
-        None => x,
-    }
-}
-
 /// The upsampling (transposed) conv's stream: the input columns whose outputs still await the
-/// next columns' contributions, and how many of the first outputs the padding still crops.
+/// next columns' contributions, and how many of the first outputs the padding has cropped.
 #[derive(Default)]
 pub(crate) struct TransposeStream<B: Backend> {
     held: Columns<B>,
-    crop: Option<usize>,
+    cropped: usize,
 }
 
 impl<B: DacBackend> TransposeStream<B> {
@@ -153,12 +153,7 @@ impl<B: DacBackend> TransposeStream<B> {
         let (stride, kernel, padding) = up.geometry();
         let held_len = self.held.len();
         let len = held_len + x.as_ref().map_or(0, |x| x.dims()[2]);
-        let (held, x) = match x {
-            Some(x) => (self.held.take(), x),
-            None if last => (None, self.held.take()?),
-            None => return None,
-        };
-        let crop = self.crop.get_or_insert(padding);
+        let (held, x) = self.held.take_with(x, last)?;
         // Outputs from..end of the columns' uncropped transposed conv are new and final.
         let from = held_len * stride;
         let end = match last {
@@ -178,8 +173,8 @@ impl<B: DacBackend> TransposeStream<B> {
         };
         let y = up.conv(input, 0).narrow(2, from, end - from);
         // The whole decode's padding crops its first `padding` outputs.
-        let drop = (*crop).min(end - from);
-        *crop -= drop;
+        let drop = (padding - self.cropped).min(end - from);
+        self.cropped += drop;
         (drop < end - from).then(|| y.narrow(2, drop, end - from - drop))
     }
 }

@@ -34,8 +34,9 @@ impl Default for StreamWindows {
 pub struct StreamingDecoder<'a, B: Backend> {
     dac: &'a Dac<B>,
     stream: DecoderStream<B>,
-    /// Frames received but not fed to the decoder yet, time-major.
-    pending: Vec<Vec<u32>>,
+    /// Codes of the frames received but not fed to the decoder yet, checked, time-major and
+    /// flattened.
+    pending: Vec<i64>,
     received: usize,
     /// Final samples short of a whole frame, held until the frame completes.
     partial: Vec<f32>,
@@ -91,9 +92,7 @@ impl<B: DacBackend> StreamingDecoder<'_, B> {
             return Ok(Vec::new());
         }
         // Checked here so a bad frame fails at its push, not at a later decode.
-        self.dac.check_frames(frames)?;
-        self.pending
-            .extend(frames.iter().map(|f| f.as_ref().to_vec()));
+        self.pending.extend(self.dac.check_frames(frames)?);
         self.received += frames.len();
         if self.received < self.done + self.window + self.context {
             return Ok(Vec::new());
@@ -124,7 +123,7 @@ impl<B: DacBackend> StreamingDecoder<'_, B> {
         let latent = match self.pending.is_empty() {
             true => None,
             false => {
-                let codes = self.dac.frames_to_codes(&self.pending)?;
+                let codes = self.dac.flat_to_codes(&self.pending);
                 Some(self.dac.quantizer().latent_from_codes(codes))
             }
         };
