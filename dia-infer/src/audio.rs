@@ -38,13 +38,13 @@ fn decode_mono(path: &Path, max_seconds: Option<f64>) -> Result<(Vec<f32>, u32)>
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
+    // Gapless: an MP3's encoder delay and padding (silence) are cut, from the header's length too.
+    let options = FormatOptions {
+        enable_gapless: true,
+        ..FormatOptions::default()
+    };
     let probed = symphonia::default::get_probe()
-        .format(
-            &hint,
-            stream,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )
+        .format(&hint, stream, &options, &MetadataOptions::default())
         .context("unrecognised audio format")?;
     let mut format = probed.format;
     let track = format
@@ -61,7 +61,7 @@ fn decode_mono(path: &Path, max_seconds: Option<f64>) -> Result<(Vec<f32>, u32)>
         let seconds = frames as f64 / f64::from(rate);
         if seconds > max {
             bail!(
-                "it is {seconds:.1} s long; the model can continue at most {max:.1} s \
+                "it is {seconds:.2} s long; the model can continue at most {max:.2} s \
                  (raise --max-tokens or cut the prompt)"
             );
         }
@@ -188,4 +188,40 @@ impl StreamResampler {
 /// A float sample as 16-bit PCM: clamped to [-1, 1], scaled by `i16::MAX`, truncated.
 pub fn to_i16(s: f32) -> i16 {
     (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::read_mono;
+
+    fn voice(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name)
+    }
+
+    /// The fixtures hold 0.03 s (480 samples at 16 kHz): an MP3 comes back that long, its
+    /// encoder delay and padding cut (symphonia leaves Vorbis a few samples of end padding),
+    /// and the lossy formats start where the lossless one does.
+    #[test]
+    fn compressed_files_decode_to_their_written_length() {
+        let flac = read_mono(&voice("voice-16000-2.flac"), 16000, None).unwrap();
+        assert_eq!(flac.len(), 480);
+        for (name, extra) in [("voice-16000-2.mp3", 0), ("voice-16000-2.ogg", 32)] {
+            let lossy = read_mono(&voice(name), 16000, None).unwrap();
+            assert_eq!(lossy.len(), 480 + extra, "{name}");
+            let squares: f32 = flac
+                .iter()
+                .zip(&lossy)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            let rms = (squares / 480.0).sqrt();
+            assert!(rms < 0.05, "{name}: {rms} RMS from the FLAC");
+        }
+        let limit = read_mono(&voice("voice-16000-1.mp3"), 16000, Some(0.02));
+        let message = format!("{:#}", limit.unwrap_err());
+        assert!(message.contains("0.03 s long"), "{message}");
+    }
 }
