@@ -3,7 +3,8 @@
 //! few columns its next outputs read (see `incremental`), so every frame is decoded once: the
 //! work per second of audio is that of [`Dac::decode`], and the concatenated output equals it up
 //! to float rounding. A frame's samples are final once [`Dac::decoder_context_frames`] more
-//! frames have arrived.
+//! frames have arrived; its first samples need one frame fewer, and every step hands over all
+//! the samples that are final, whole frames or not.
 
 use burn::prelude::*;
 
@@ -13,8 +14,8 @@ use crate::layers::Span;
 use crate::{Dac, DacError, audio_to_vec};
 
 /// How many frames each decode step waits for: the first step runs once `first` frames plus the
-/// context arrived, so the first samples come early, and each next one waits for twice as many
-/// new frames, up to `max`. Every step reads all of the decoder's weights, so fewer, wider steps
+/// frames their first samples reach ahead to have arrived, so the first samples come early, and
+/// each next one waits for twice as many new frames, up to `max`. Every step reads all of the decoder's weights, so fewer, wider steps
 /// cost less per frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamWindows {
@@ -38,11 +39,10 @@ pub struct StreamingDecoder<'a, B: Backend> {
     /// flattened.
     pending: Vec<i64>,
     received: usize,
-    /// Final samples short of a whole frame, held until the frame completes.
-    partial: Vec<f32>,
-    /// Frames whose samples have been returned.
-    done: usize,
-    context: usize,
+    /// Samples returned so far.
+    returned: usize,
+    /// Frames received at which the next decode step runs.
+    next_step: usize,
     window: usize,
     max_window: usize,
 }
@@ -75,18 +75,25 @@ impl<B: DacBackend> Dac<B> {
             stream: self.decoder().stream(),
             pending: Vec::new(),
             received: 0,
-            partial: Vec::new(),
-            done: 0,
-            context: self.decoder_context_frames(),
+            returned: 0,
+            next_step: windows.first + self.decoder_reach_frames(),
             window: windows.first,
             max_window: windows.max,
         })
     }
+
+    /// Frames past a frame that its first sample depends on (9 for the 44.1 kHz codec, one
+    /// less than [`Dac::decoder_context_frames`]): a stream's first samples are final once
+    /// this many frames follow the first.
+    fn decoder_reach_frames(&self) -> usize {
+        let span = self.decoder().input_span(Span { lo: 0, hi: 0 });
+        usize::try_from(span.hi).unwrap_or(0)
+    }
 }
 
 impl<B: DacBackend> StreamingDecoder<'_, B> {
-    /// Adds time-major frames (each `n_codebooks` codes) and returns the samples of the frames
-    /// that became final, whole frames only, once a step's worth of frames arrived.
+    /// Adds time-major frames (each `n_codebooks` codes) and returns the samples that became
+    /// final (not always whole frames), once a step's worth of frames arrived.
     pub fn push(&mut self, frames: &[impl AsRef<[u32]>]) -> Result<Vec<f32>, DacError> {
         if frames.is_empty() {
             return Ok(Vec::new());
@@ -94,10 +101,11 @@ impl<B: DacBackend> StreamingDecoder<'_, B> {
         // Checked here so a bad frame fails at its push, not at a later decode.
         self.pending.extend(self.dac.check_frames(frames)?);
         self.received += frames.len();
-        if self.received < self.done + self.window + self.context {
+        if self.received < self.next_step {
             return Ok(Vec::new());
         }
         self.window = (2 * self.window).min(self.max_window);
+        self.next_step = self.received + self.window;
         self.step(false)
     }
 
@@ -112,13 +120,13 @@ impl<B: DacBackend> StreamingDecoder<'_, B> {
         self.received
     }
 
-    /// Frames whose samples have been returned.
-    pub fn decoded(&self) -> usize {
-        self.done
+    /// Samples returned so far.
+    pub fn returned(&self) -> usize {
+        self.returned
     }
 
-    /// Feeds the pending frames to the decoder and returns the whole frames of final samples
-    /// (every sample when `last`).
+    /// Feeds the pending frames to the decoder and returns the samples that became final
+    /// (every remaining one when `last`).
     fn step(&mut self, last: bool) -> Result<Vec<f32>, DacError> {
         let latent = match self.pending.is_empty() {
             true => None,
@@ -128,16 +136,11 @@ impl<B: DacBackend> StreamingDecoder<'_, B> {
             }
         };
         self.pending.clear();
-        if let Some(audio) = self.dac.decoder().step(&mut self.stream, latent, last) {
-            self.partial.extend(audio_to_vec(audio)?);
-        }
-        let hop = self.dac.config().hop_length();
-        let frames = match last {
-            true => self.received - self.done,
-            false => self.partial.len() / hop,
+        let samples = match self.dac.decoder().step(&mut self.stream, latent, last) {
+            Some(audio) => audio_to_vec(audio)?,
+            None => Vec::new(),
         };
-        self.done += frames;
-        let whole = (frames * hop).min(self.partial.len());
-        Ok(self.partial.drain(..whole).collect())
+        self.returned += samples.len();
+        Ok(samples)
     }
 }

@@ -23,6 +23,18 @@ fn random_frames(n: usize, size: u32, frames: usize, seed: u64) -> Vec<Vec<u32>>
         .collect()
 }
 
+/// Largest absolute difference of two equally long slices; infinite where either has a NaN.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(
+            0.0f32,
+            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+        )
+}
+
 /// Pushes `frames` in pieces of 1, 2, 3, ... frames and checks every sample against `whole`.
 fn stream_equals_whole<B: DacBackend>(dac: &Dac<B>, frames: &[Vec<u32>], windows: StreamWindows) {
     let whole = dac.decode_frames(frames).expect("whole decode");
@@ -32,28 +44,24 @@ fn stream_equals_whole<B: DacBackend>(dac: &Dac<B>, frames: &[Vec<u32>], windows
     while at < frames.len() {
         let end = (at + piece).min(frames.len());
         let samples = stream.push(&frames[at..end]).expect("push");
-        let hop = dac.config().hop_length();
-        assert_eq!(samples.len() % hop, 0, "whole frames of samples");
-        let returned = !samples.is_empty();
+        let stepped = !samples.is_empty();
         streamed.extend(samples);
-        assert_eq!(streamed.len(), stream.decoded() * hop);
-        // Nothing is returned before its right context arrived, and a step returns every
-        // frame that has it.
-        let (decoded, context) = (stream.decoded(), dac.decoder_context_frames());
-        assert!(decoded == 0 || decoded + context <= end);
-        assert!(!returned || decoded + context >= end, "{windows:?}");
+        assert_eq!(streamed.len(), stream.returned());
+        // A step returns every sample whose right context arrived: all of each frame with
+        // `context` frames after it, and at most the start of the next (its first samples
+        // reach one frame less far).
+        let (hop, context) = (dac.config().hop_length(), dac.decoder_context_frames());
+        let whole_frames = end.saturating_sub(context);
+        assert!(streamed.len() <= (whole_frames + 1) * hop, "{windows:?}");
+        assert!(
+            !stepped || streamed.len() >= whole_frames * hop,
+            "{windows:?}"
+        );
         (at, piece) = (end, piece % 4 + 1);
     }
     streamed.extend(stream.finish().expect("finish"));
     assert_eq!(streamed.len(), whole.len(), "{windows:?}");
-    let diff = streamed
-        .iter()
-        .zip(&whole)
-        .map(|(a, b)| (a - b).abs())
-        .fold(
-            0.0f32,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        );
+    let diff = max_abs_diff(&streamed, &whole);
     assert!(diff <= 1e-5, "{windows:?}: streamed off by {diff}");
 }
 
@@ -75,6 +83,28 @@ fn codec_44khz<B: DacBackend>(frames: usize) {
     assert_eq!(dac.decoder_context_frames(), 10);
     let frames = random_frames(9, 1024, frames, 4);
     stream_equals_whole(&dac, &frames, StreamWindows { first: 1, max: 2 });
+    first_samples_after_ten_frames(&dac, &frames);
+}
+
+/// Pushed one at a time, the first samples come with the tenth frame, not the eleventh: the
+/// start of frame 0 reaches only nine frames ahead.
+fn first_samples_after_ten_frames<B: DacBackend>(dac: &Dac<B>, frames: &[Vec<u32>]) {
+    let hop = dac.config().hop_length();
+    let whole = dac.decode_frames(&frames[..11]).expect("whole decode");
+    let mut stream = dac
+        .streaming_decoder(StreamWindows::default())
+        .expect("decoder");
+    for (i, frame) in frames[..9].iter().enumerate() {
+        assert!(stream.push(&[frame]).expect("push").is_empty(), "frame {i}");
+    }
+    let first = stream.push(&[&frames[9]]).expect("push");
+    assert!(
+        !first.is_empty() && first.len() < hop,
+        "{} samples",
+        first.len()
+    );
+    let diff = max_abs_diff(&first, &whole[..first.len()]);
+    assert!(diff <= 1e-5, "first samples off by {diff}");
 }
 
 /// Odd strides crop an uneven padding and make the audio shorter than frames · hop.
