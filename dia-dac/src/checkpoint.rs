@@ -81,6 +81,12 @@ impl Checkpoint {
             file: path.to_path_buf(),
             reason: e.to_string(),
         };
+        if is_zip(path)? {
+            crate::torch_records::check(path).map_err(|reason| DacError::Checkpoint {
+                file: path.to_path_buf(),
+                reason,
+            })?;
+        }
         let reader = PytorchReader::with_top_level_key(path, "state_dict").map_err(fail)?;
         let config = match PytorchReader::read_pickle_data(path, Some("metadata")) {
             Ok(metadata) => {
@@ -138,6 +144,18 @@ fn pickle_to_json(value: PickleValue) -> serde_json::Value {
 
 /// True for a zip archive (torch ≥ 1.6) or a bare pickle stream (legacy torch).
 fn is_torch_file(path: &Path) -> Result<bool, DacError> {
+    let (magic, read) = magic(path)?;
+    Ok((read == 4 && magic == *b"PK\x03\x04") || (read > 0 && magic[0] == 0x80))
+}
+
+/// True for a zip archive: a torch checkpoint whose records can be checked before reading.
+fn is_zip(path: &Path) -> Result<bool, DacError> {
+    let (magic, read) = magic(path)?;
+    Ok(read == 4 && magic == *b"PK\x03\x04")
+}
+
+/// The file's first four bytes, and how many of them exist.
+fn magic(path: &Path) -> Result<([u8; 4], usize), DacError> {
     let mut magic = [0u8; 4];
     let read = File::open(path)
         .and_then(|mut file| file.read(&mut magic))
@@ -145,7 +163,7 @@ fn is_torch_file(path: &Path) -> Result<bool, DacError> {
             file: path.to_path_buf(),
             reason: format!("cannot read: {e}"),
         })?;
-    Ok((read == 4 && magic == *b"PK\x03\x04") || (read > 0 && magic[0] == 0x80))
+    Ok((magic, read))
 }
 
 fn read_safetensors(path: &Path) -> Result<Vec<(String, TensorSnapshot)>, DacError> {

@@ -30,6 +30,7 @@ mod layers;
 mod quantizer;
 mod residual;
 mod streaming;
+mod torch_records;
 mod weights;
 
 pub use backend::{ConvInput, DacBackend};

@@ -42,6 +42,76 @@ fn truncated_files_are_checkpoint_errors() {
     }
 }
 
+/// The tiny `.pth` fixture rewritten entry by entry: `edit` gets each entry's name and bytes
+/// and returns what to write in its place, or `None` to leave the entry out.
+fn rewritten_pth(test: &str, edit: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) -> PathBuf {
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(
+        std::fs::File::open(fixture("dac-tiny/weights.pth")).expect("fixture"),
+    )
+    .expect("fixture zip");
+    let path = scratch_dir(test).join("weights.pth");
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&path).expect("create"));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).expect("entry");
+        let name = entry.name().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("read entry");
+        if let Some(bytes) = edit(&name, bytes) {
+            out.start_file(name, stored).expect("start entry");
+            out.write_all(&bytes).expect("write entry");
+        }
+    }
+    out.finish().expect("finish zip");
+    path
+}
+
+/// Records that are short or missing, or a tensor reaching past its storage, are named before
+/// anything is read (the pickle reader would fill the gap with zeros).
+#[test]
+fn damaged_pth_records_are_named() {
+    let unchanged = rewritten_pth("pth-unchanged", |_, bytes| Some(bytes));
+    load(&unchanged).expect("a faithful copy loads");
+    let short = rewritten_pth("pth-short", |name, mut bytes| {
+        if name.ends_with("/data/3") {
+            bytes.truncate(bytes.len() - 4);
+        }
+        Some(bytes)
+    });
+    let missing = rewritten_pth("pth-missing", |name, bytes| {
+        (!name.ends_with("/data/5")).then_some(bytes)
+    });
+    // The first tensor (`encoder.block.0.bias`, 8 elements of an 8-element storage) moved
+    // one element along: its last element would come from past the storage.
+    let shifted = rewritten_pth("pth-shifted", |name, bytes| {
+        if !name.ends_with("data.pkl") {
+            return Some(bytes);
+        }
+        let (from, to) = (b"QK\x00K\x08\x85", b"QK\x01K\x08\x85");
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("the first tensor's offset and size");
+        let mut bytes = bytes;
+        bytes[at..at + to.len()].copy_from_slice(to);
+        Some(bytes)
+    });
+    for (path, wanted) in [
+        (&short, "record data/3 holds"),
+        (&missing, "record data/5 is missing"),
+        (
+            &shifted,
+            "tensor `encoder.block.0.bias`: shape [8] at offset 1 needs 9 elements",
+        ),
+    ] {
+        let error = load_error(path, path);
+        assert!(error.to_string().contains(wanted), "{error}");
+        assert!(matches!(&error, DacError::Checkpoint { .. }), "{error:?}");
+    }
+}
+
 #[test]
 fn missing_key_is_named() {
     let mut tensors = tiny_tensors();
