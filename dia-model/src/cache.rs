@@ -72,6 +72,7 @@ impl<B: DiaBackend> KvCache<B> {
             let grown = end.max(2 * capacity).min(self.max_len);
             self.k.inplace(|c| grow(c, grown));
             self.v.inplace(|c| grow(c, grown));
+            release_freed_memory();
         }
         self.k.inplace(|c| B::cache_write(c, start, k));
         self.v.inplace(|c| B::cache_write(c, start, v));
@@ -91,6 +92,18 @@ fn grow<B: DiaBackend>(cache: Tensor<B, 4>, positions: usize) -> Tensor<B, 4> {
         (&cache.device(), cache.dtype()),
     );
     B::cache_write(larger, 0, cache)
+}
+
+/// Hands the pages of freed blocks back to the system. glibc keeps freed blocks below its
+/// (self-raising) mmap threshold for later allocations, and nothing reuses a grown cache's old
+/// buffers, so without this a long generation's resident memory would grow by more than its
+/// cache at every growth.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns unused memory; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Cross-attention keys and values `[rows, kv_heads, text_len, head_dim]` for one layer.
