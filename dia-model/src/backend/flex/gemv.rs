@@ -20,6 +20,42 @@ pub const MAX_ROWS: usize = 16;
 /// against megabytes of weight). When there are fewer stretches than tasks the threads need,
 /// the columns are cut into blocks too, which adds parallelism without changing any sum.
 pub fn matmul<W: Widen>(x: &[f32], rows: usize, w: &[W], k: usize, n: usize) -> Vec<f32> {
+    matmul_with(Kernel::detected(), x, rows, w, k, n)
+}
+
+/// The inner loops [`matmul`] runs. Each gives the same bits: per output element the same
+/// products are added in the same order, with the same fused multiply-adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum Kernel {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl Kernel {
+    /// The widest this CPU runs.
+    fn detected() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if super::simd::detected_avx512() {
+            return Self::Avx512;
+        }
+        match super::simd::detected() {
+            true => Self::Avx2,
+            false => Self::Scalar,
+        }
+    }
+}
+
+/// [`matmul`] on the given inner loops.
+fn matmul_with<W: Widen>(
+    kernel: Kernel,
+    x: &[f32],
+    rows: usize,
+    w: &[W],
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
     assert_eq!(x.len(), rows * k, "x is not [rows, k]");
     assert_eq!(w.len(), k * n, "w is not [k, n]");
     let operands = Operands { x, k, w, n };
@@ -38,6 +74,7 @@ pub fn matmul<W: Widen>(x: &[f32], rows: usize, w: &[W], k: usize, n: usize) -> 
             let chunk = (CHUNK_FLOATS / rows).next_multiple_of(COLS);
             for c0 in cols.clone().step_by(chunk) {
                 accumulate(
+                    kernel,
                     &operands,
                     ks.clone(),
                     c0..cols.end.min(c0 + chunk),
@@ -80,15 +117,17 @@ const K_SPAN: usize = 512;
 
 /// Adds `x[.., ks]` · `w[ks, cols]` to `acc[.., cols]` (`acc` is `[rows, n]`).
 fn accumulate<W: Widen>(
+    kernel: Kernel,
     operands: &Operands<'_, W>,
     ks: Range<usize>,
     cols: Range<usize>,
     acc: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::detected() {
-        // SAFETY: the features were detected at run time; the bounds are asserted inside.
-        unsafe { accumulate_avx2(operands, ks, cols, acc) };
+    if kernel != Kernel::Scalar {
+        // SAFETY: a SIMD kernel is only chosen where its features were detected at run time;
+        // the bounds are asserted inside.
+        unsafe { accumulate_simd(kernel == Kernel::Avx512, operands, ks, cols, acc) };
         return;
     }
     accumulate_scalar(operands, ks, cols, acc);
@@ -123,16 +162,21 @@ const COLS: usize = 32;
 /// EPYC, bf16: 2 streams 32 GB/s, 4 streams 35–37, 6 or 8 streams 33–34, 16 streams 19–22).
 const STREAMS: usize = 4;
 
-/// `STREAMS` weight rows at a time, 32 columns per step, rows of `x` in pairs whose sums stay
-/// in registers; the weight rows come from memory once and from L1 for the other pairs.
+/// `STREAMS` weight rows at a time, 32 columns per step, rows of `x` in groups whose sums stay
+/// in registers (pairs with AVX2, up to eight rows with AVX-512's 32 registers); the weight
+/// rows come from memory once and from L1 for the other groups.
 ///
 /// The task's rows are cut into `STREAMS` equal stretches and a pass takes one row of each:
 /// the prefetcher follows a few long sequential streams instead of a block of adjacent rows
 /// (a few kB each) that it must pick up anew after every block (bf16 `[2048, 2048]`: 28 GB/s
 /// with blocks of 8 adjacent rows, 35 GB/s with 4 stretches).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C, and AVX-512F when `wide`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn accumulate_avx2<W: Widen>(
+unsafe fn accumulate_simd<W: Widen>(
+    wide: bool,
     operands: &Operands<'_, W>,
     ks: Range<usize>,
     cols: Range<usize>,
@@ -153,19 +197,16 @@ unsafe fn accumulate_avx2<W: Widen>(
         acc: acc.as_mut_ptr(),
     };
     for kk in ks.start..ks.start + stretch {
-        let mut r = 0;
-        while r + 2 <= rows {
-            // SAFETY: rows kk + j · stretch < streamed_end ≤ k of `w` and `x`; rows r, r + 1
-            // of `x` and `acc` exist; columns are below n (asserted).
-            unsafe { stripe.pass::<W, 2>(w, kk, r) };
-            r += 2;
-        }
-        if r < rows {
-            // SAFETY: as above, row r.
-            unsafe { stripe.pass::<W, 1>(w, kk, r) };
+        // SAFETY: rows kk + j · stretch < streamed_end ≤ k of `w` and `x`; rows 0..rows of `x`
+        // and `acc` exist; columns are below n (asserted); AVX-512F when `wide` (contract).
+        unsafe {
+            match wide {
+                true => stripe.passes_avx512(w, kk, rows),
+                false => stripe.passes_avx2(w, kk, rows),
+            }
         }
     }
-    if W::INTERLEAVED {
+    if W::INTERLEAVED && !wide {
         // SAFETY: AVX2 was detected by the caller; rows and columns are in bounds (asserted).
         unsafe { deinterleave(acc, rows, n, cols.start..vec_end) };
     }
@@ -187,6 +228,87 @@ struct Stripe<'a> {
 
 #[cfg(target_arch = "x86_64")]
 impl Stripe<'_> {
+    /// [`Stripe::pass`] for every row of `x`, in pairs.
+    ///
+    /// # Safety
+    /// As [`Stripe::pass`], for rows `0..rows`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn passes_avx2<W: Widen>(&self, w: &[W], kk: usize, rows: usize) {
+        let mut r = 0;
+        while r + 2 <= rows {
+            // SAFETY: rows r, r + 1 exist (contract).
+            unsafe { self.pass::<W, 2>(w, kk, r) };
+            r += 2;
+        }
+        if r < rows {
+            // SAFETY: row r exists (contract).
+            unsafe { self.pass::<W, 1>(w, kk, r) };
+        }
+    }
+
+    /// [`Stripe::pass512`] for every row of `x`, in groups of eight, then four, two and one.
+    ///
+    /// # Safety
+    /// As [`Stripe::pass512`], for rows `0..rows`.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    unsafe fn passes_avx512<W: Widen>(&self, w: &[W], kk: usize, rows: usize) {
+        let mut r = 0;
+        // SAFETY (every call): the group's rows exist (contract).
+        while r + 8 <= rows {
+            unsafe { self.pass512::<W, 8>(w, kk, r) };
+            r += 8;
+        }
+        if r + 4 <= rows {
+            unsafe { self.pass512::<W, 4>(w, kk, r) };
+            r += 4;
+        }
+        if r + 2 <= rows {
+            unsafe { self.pass512::<W, 2>(w, kk, r) };
+            r += 2;
+        }
+        if r < rows {
+            unsafe { self.pass512::<W, 1>(w, kk, r) };
+        }
+    }
+
+    /// [`Stripe::pass`] with 512-bit vectors: a 32-column step is two registers per row, so
+    /// eight rows' sums (sixteen registers) stay in AVX-512's thirty-two, and each weight
+    /// vector is loaded (and widened) once per eight rows instead of once per two.
+    ///
+    /// # Safety
+    /// As [`Stripe::pass`]; the CPU must also have AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    #[inline]
+    unsafe fn pass512<W: Widen, const R: usize>(&self, w: &[W], kk: usize, r: usize) {
+        use std::arch::x86_64::*;
+        let (n, stretch) = (self.n, self.stretch);
+        let xs: [[f32; STREAMS]; R] = std::array::from_fn(|i| {
+            std::array::from_fn(|j| self.x[(r + i) * self.k + kk + j * stretch])
+        });
+        let base = w[kk * n..].as_ptr();
+        for c in self.cols.clone().step_by(COLS) {
+            // SAFETY: per the contract above.
+            unsafe {
+                let outs: [*mut f32; R] = std::array::from_fn(|i| self.acc.add((r + i) * n + c));
+                let mut sums: [[__m512; 2]; R] = std::array::from_fn(|i| {
+                    [_mm512_loadu_ps(outs[i]), _mm512_loadu_ps(outs[i].add(16))]
+                });
+                for j in 0..STREAMS {
+                    let [w0, w1] = W::load32(base.add(j * stretch * n + c));
+                    for (sum, xr) in sums.iter_mut().zip(&xs) {
+                        let xv = _mm512_set1_ps(xr[j]);
+                        sum[0] = _mm512_fmadd_ps(xv, w0, sum[0]);
+                        sum[1] = _mm512_fmadd_ps(xv, w1, sum[1]);
+                    }
+                }
+                for (sum, out) in sums.iter().zip(outs) {
+                    _mm512_storeu_ps(out, sum[0]);
+                    _mm512_storeu_ps(out.add(16), sum[1]);
+                }
+            }
+        }
+    }
+
     /// Adds `x[r..r + R, kk + j · stretch]` · weight row `kk + j · stretch`, for each
     /// `j < STREAMS`, over `cols`, to `acc[r..r + R]`.
     ///
@@ -353,6 +475,36 @@ mod tests {
                     bits(&alone_f),
                     "f32 row {r} of {rows}"
                 );
+            }
+        }
+    }
+
+    /// On a CPU with AVX-512, its kernel gives the AVX2 kernel's bits for every weight type and
+    /// row group, so the same seed gives the same audio on either kind of machine.
+    #[test]
+    fn the_avx512_kernel_gives_the_avx2_kernels_bits() {
+        if Kernel::detected() != Kernel::Avx512 {
+            eprintln!("no AVX-512 on this CPU: nothing to compare");
+            return;
+        }
+        let (k, n) = (1030, 1000);
+        let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let w = values(k * n, 8);
+        let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+        let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+        let wq: Vec<i8> = w.iter().map(|&v| (v * 254.0) as i8).collect();
+        for rows in [1, 2, 3, 5, 8, 13, 16] {
+            let x = values(rows * k, 9);
+            let both =
+                |f: &dyn Fn(Kernel) -> Vec<f32>| (bits(f(Kernel::Avx2)), bits(f(Kernel::Avx512)));
+            let pairs = [
+                ("f32", both(&|kn| matmul_with(kn, &x, rows, &w, k, n))),
+                ("f16", both(&|kn| matmul_with(kn, &x, rows, &w16, k, n))),
+                ("bf16", both(&|kn| matmul_with(kn, &x, rows, &wb, k, n))),
+                ("int8", both(&|kn| matmul_with(kn, &x, rows, &wq, k, n))),
+            ];
+            for (name, (avx2, avx512)) in pairs {
+                assert!(avx2 == avx512, "{name}, {rows} rows: the kernels differ");
             }
         }
     }

@@ -28,6 +28,15 @@ pub fn detected() -> bool {
     false
 }
 
+/// Whether this CPU also has AVX-512F (detected once): the few-row products then use 512-bit
+/// vectors, with the same sums in the same order (the same bits) as the AVX2 kernel.
+#[cfg(target_arch = "x86_64")]
+pub fn detected_avx512() -> bool {
+    use std::sync::OnceLock;
+    static DETECTED: OnceLock<bool> = OnceLock::new();
+    *DETECTED.get_or_init(|| detected() && is_x86_feature_detected!("avx512f"))
+}
+
 /// Element types the kernels read and widen to f32: weights (f32, f16, bf16, int8) and KV-cache
 /// rows (f32, f16, bf16).
 pub trait Widen: Copy + Send + Sync + 'static {
@@ -49,6 +58,12 @@ pub trait Widen: Copy + Send + Sync + 'static {
     /// `p` must point to sixteen readable elements; the CPU must have AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load16(p: *const Self) -> [std::arch::x86_64::__m256; 2];
+    /// Thirty-two consecutive elements widened to f32, in order, as two 512-bit vectors.
+    ///
+    /// # Safety
+    /// `p` must point to thirty-two readable elements; the CPU must have AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load32(p: *const Self) -> [std::arch::x86_64::__m512; 2];
 }
 
 impl Widen for f32 {
@@ -61,6 +76,12 @@ impl Widen for f32 {
     unsafe fn load16(p: *const Self) -> [std::arch::x86_64::__m256; 2] {
         use std::arch::x86_64::*;
         unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))] }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load32(p: *const Self) -> [std::arch::x86_64::__m512; 2] {
+        use std::arch::x86_64::*;
+        unsafe { [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))] }
     }
 }
 
@@ -81,6 +102,13 @@ impl Widen for f16 {
         let eight = |q: *const Self| unsafe { _mm256_cvtph_ps(_mm_loadu_si128(q.cast())) };
         unsafe { [eight(p), eight(p.add(8))] }
     }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load32(p: *const Self) -> [std::arch::x86_64::__m512; 2] {
+        use std::arch::x86_64::*;
+        let sixteen = |q: *const Self| unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(q.cast())) };
+        unsafe { [sixteen(p), sixteen(p.add(16))] }
+    }
 }
 
 impl Widen for i8 {
@@ -97,6 +125,15 @@ impl Widen for i8 {
             let widen = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
             [widen(sixteen), widen(_mm_srli_si128::<8>(sixteen))]
         }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load32(p: *const Self) -> [std::arch::x86_64::__m512; 2] {
+        use std::arch::x86_64::*;
+        let sixteen = |q: *const Self| unsafe {
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.cast())))
+        };
+        unsafe { [sixteen(p), sixteen(p.add(16))] }
     }
 }
 
@@ -119,6 +156,17 @@ impl Widen for bf16 {
             let odd = _mm256_and_si256(pairs, _mm256_set1_epi32(0xFFFF_0000_u32 as i32));
             [_mm256_castsi256_ps(even), _mm256_castsi256_ps(odd)]
         }
+    }
+    /// In order (not interleaved): each sixteen widened to 32-bit lanes and shifted up.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load32(p: *const Self) -> [std::arch::x86_64::__m512; 2] {
+        use std::arch::x86_64::*;
+        let sixteen = |q: *const Self| unsafe {
+            let wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(q.cast()));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(wide))
+        };
+        unsafe { [sixteen(p), sixteen(p.add(16))] }
     }
 }
 
