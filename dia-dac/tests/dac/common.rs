@@ -82,6 +82,15 @@ pub fn max_abs_diff<B: Backend>(a: Tensor<B, 3>, b: Tensor<B, 3>) -> f32 {
     (a - b).abs().max().into_scalar().elem::<f32>()
 }
 
+/// Largest absolute difference of two equally long sample runs; infinite where either has a NaN.
+pub fn max_sample_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
+}
+
 /// Int tensor → host `i64`s.
 pub fn int_values<B: Backend>(t: Tensor<B, 3, Int>) -> Vec<i64> {
     t.into_data()

@@ -3,7 +3,7 @@
 
 use dia_dac::{Dac, DacBackend};
 
-use crate::common::{Golden, fixture, on_cpu_backends};
+use crate::common::{Golden, fixture, max_sample_diff, on_cpu_backends};
 
 /// `[1, n, frames]` codes → time-major `[frames][n]`.
 fn time_major(values: &[i64], n: usize) -> Vec<Vec<u32>> {
@@ -34,12 +34,7 @@ fn helpers_match_reference<B: DacBackend>(device: &B::Device) {
         .to_vec()
         .expect("f32 audio");
     assert_eq!(audio.len(), frames.len() * dac.config().hop_length());
-    let diff = audio
-        .iter()
-        .zip(&reference)
-        .map(|(a, b)| (a - b).abs())
-        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
-        .fold(0.0f32, f32::max);
+    let diff = max_sample_diff(&audio, &reference);
     assert!(diff <= 1e-4, "decode_frames off by {diff}");
 }
 

@@ -4,7 +4,7 @@
 
 use dia_dac::{Dac, DacBackend, DacConfig, StreamWindows};
 
-use crate::common::{fixture, on_cpu_backends};
+use crate::common::{fixture, max_sample_diff, on_cpu_backends};
 
 /// Deterministic pseudo-random time-major frames.
 fn random_frames(n: usize, size: u32, frames: usize, seed: u64) -> Vec<Vec<u32>> {
@@ -21,18 +21,6 @@ fn random_frames(n: usize, size: u32, frames: usize, seed: u64) -> Vec<Vec<u32>>
                 .collect()
         })
         .collect()
-}
-
-/// Largest absolute difference of two equally long slices; infinite where either has a NaN.
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| (a - b).abs())
-        .fold(
-            0.0f32,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        )
 }
 
 /// Pushes `frames` in pieces of 1, 2, 3, ... frames and checks every sample against `whole`.
@@ -61,7 +49,7 @@ fn stream_equals_whole<B: DacBackend>(dac: &Dac<B>, frames: &[Vec<u32>], windows
     }
     streamed.extend(stream.finish().expect("finish"));
     assert_eq!(streamed.len(), whole.len(), "{windows:?}");
-    let diff = max_abs_diff(&streamed, &whole);
+    let diff = max_sample_diff(&streamed, &whole);
     assert!(diff <= 1e-5, "{windows:?}: streamed off by {diff}");
 }
 
@@ -103,7 +91,7 @@ fn first_samples_after_ten_frames<B: DacBackend>(dac: &Dac<B>, frames: &[Vec<u32
         "{} samples",
         first.len()
     );
-    let diff = max_abs_diff(&first, &whole[..first.len()]);
+    let diff = max_sample_diff(&first, &whole[..first.len()]);
     assert!(diff <= 1e-5, "first samples off by {diff}");
 }
 
