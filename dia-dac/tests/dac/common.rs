@@ -88,7 +88,10 @@ pub fn max_sample_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
         .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
+        .fold(
+            0.0f32,
+            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+        )
 }
 
 /// Int tensor → host `i64`s.
