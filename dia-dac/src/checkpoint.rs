@@ -35,10 +35,9 @@ impl Checkpoint {
         if path.is_dir() {
             return Self::open_transformers_dir(path);
         }
-        if is_torch_file(path)? {
-            Self::open_torch(path)
-        } else {
-            Self::from_snapshots(path, read_safetensors(path)?, None)
+        match torch_format(path)? {
+            Some(format) => Self::open_torch(path, format),
+            None => Self::from_snapshots(path, read_safetensors(path)?, None),
         }
     }
 
@@ -76,12 +75,12 @@ impl Checkpoint {
         (self.file, self.config, self.tensors)
     }
 
-    fn open_torch(path: &Path) -> Result<Self, DacError> {
+    fn open_torch(path: &Path, format: TorchFormat) -> Result<Self, DacError> {
         let fail = |e: PytorchError| DacError::Checkpoint {
             file: path.to_path_buf(),
             reason: e.to_string(),
         };
-        if is_zip(path)? {
+        if format == TorchFormat::Zip {
             crate::torch_records::check(path).map_err(|reason| DacError::Checkpoint {
                 file: path.to_path_buf(),
                 reason,
@@ -142,20 +141,17 @@ fn pickle_to_json(value: PickleValue) -> serde_json::Value {
     }
 }
 
-/// True for a zip archive (torch ≥ 1.6) or a bare pickle stream (legacy torch).
-fn is_torch_file(path: &Path) -> Result<bool, DacError> {
-    let (magic, read) = magic(path)?;
-    Ok((read == 4 && magic == *b"PK\x03\x04") || (read > 0 && magic[0] == 0x80))
+/// How a torch checkpoint is stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TorchFormat {
+    /// A zip archive (torch ≥ 1.6): its records are checked before burn-store reads them.
+    Zip,
+    /// A bare pickle stream (legacy torch).
+    Pickle,
 }
 
-/// True for a zip archive: a torch checkpoint whose records can be checked before reading.
-fn is_zip(path: &Path) -> Result<bool, DacError> {
-    let (magic, read) = magic(path)?;
-    Ok(read == 4 && magic == *b"PK\x03\x04")
-}
-
-/// The file's first four bytes, and how many of them exist.
-fn magic(path: &Path) -> Result<([u8; 4], usize), DacError> {
+/// The torch format the file's first bytes announce; `None` for anything else.
+fn torch_format(path: &Path) -> Result<Option<TorchFormat>, DacError> {
     let mut magic = [0u8; 4];
     let read = File::open(path)
         .and_then(|mut file| file.read(&mut magic))
@@ -163,7 +159,11 @@ fn magic(path: &Path) -> Result<([u8; 4], usize), DacError> {
             file: path.to_path_buf(),
             reason: format!("cannot read: {e}"),
         })?;
-    Ok((magic, read))
+    Ok(match (read, magic) {
+        (4, [b'P', b'K', 3, 4]) => Some(TorchFormat::Zip),
+        (1.., [0x80, ..]) => Some(TorchFormat::Pickle),
+        _ => None,
+    })
 }
 
 fn read_safetensors(path: &Path) -> Result<Vec<(String, TensorSnapshot)>, DacError> {

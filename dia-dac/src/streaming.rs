@@ -15,8 +15,8 @@ use crate::{Dac, DacError, audio_to_vec};
 
 /// How many frames each decode step waits for: the first step runs once `first` frames plus the
 /// frames their first samples reach ahead to have arrived, so the first samples come early, and
-/// each next one waits for twice as many new frames, up to `max`. Every step reads all of the decoder's weights, so fewer, wider steps
-/// cost less per frame.
+/// each next one waits for twice as many new frames, up to `max`. Every step reads all of the
+/// decoder's weights, so fewer, wider steps cost less per frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamWindows {
     pub first: usize,

@@ -18,26 +18,27 @@ const MAX_PICKLE_BYTES: u64 = 256 << 20;
 pub(crate) fn check(path: &Path) -> Result<(), String> {
     let file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("not a torch zip: {e}"))?;
-    let pickle_name = (0..archive.len())
-        .filter_map(|i| archive.name_for_index(i))
-        .find(|name| *name == "data.pkl" || name.ends_with("/data.pkl"))
-        .map(str::to_string)
-        .ok_or("no data.pkl in the archive")?;
-    let prefix = &pickle_name[..pickle_name.len() - "data.pkl".len()];
-    let records: HashMap<String, u64> = (0..archive.len())
+    // Every entry's name and size, read once from the central directory.
+    let entries: Vec<(String, u64)> = (0..archive.len())
         .filter_map(|i| {
             archive
                 .by_index_raw(i)
                 .ok()
                 .map(|e| (e.name().to_string(), e.size()))
         })
+        .collect();
+    let pickle_name = entries
+        .iter()
+        .map(|(name, _)| name)
+        .find(|name| *name == "data.pkl" || name.ends_with("/data.pkl"))
+        .cloned()
+        .ok_or("no data.pkl in the archive")?;
+    let prefix = &pickle_name[..pickle_name.len() - "data.pkl".len()];
+    let records: HashMap<String, u64> = entries
+        .iter()
         .filter_map(|(name, size)| {
-            Some((
-                name.strip_prefix(prefix)?
-                    .strip_prefix("data/")?
-                    .to_string(),
-                size,
-            ))
+            let key = name.strip_prefix(prefix)?.strip_prefix("data/")?;
+            Some((key.to_string(), *size))
         })
         .collect();
     let mut pickle = Vec::new();
