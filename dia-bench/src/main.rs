@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use dia_bench::codec::{self, CodecPlan};
+use dia_bench::counters;
 use dia_bench::machine::Machine;
 use dia_bench::measure::{Plan, Row, measure};
 use dia_bench::report::Report;
@@ -196,6 +197,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::RunOne { setting, plan } => {
             let setting: Setting = serde_json::from_str(&setting).context("--setting")?;
+            counters::install();
             // The measuring thread joins the pool: no third thread competes for the cores.
             let pool = rayon::ThreadPoolBuilder::new().build()?;
             let row = pool.install(|| measure(&setting, &plan.plan()))?;

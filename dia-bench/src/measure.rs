@@ -17,6 +17,7 @@ use dia_model::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::counters::{self, Counts};
 use crate::machine::peak_rss_bytes;
 use crate::setting::Setting;
 
@@ -71,6 +72,12 @@ pub struct Row {
     pub decoder_bytes_per_step: Option<u64>,
     /// Peak resident memory of the process after decoding, before the codec is loaded.
     pub peak_rss_bytes: Option<u64>,
+    /// Kernel launches per timed step (the CubeCL backends; their tracing spans).
+    #[serde(default)]
+    pub kernels_per_step: Option<f64>,
+    /// Device-to-host reads (host waits) per timed step.
+    #[serde(default)]
+    pub syncs_per_step: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -96,6 +103,8 @@ impl Row {
             weights_bytes: None,
             decoder_bytes_per_step: None,
             peak_rss_bytes: None,
+            kernels_per_step: None,
+            syncs_per_step: None,
             error: None,
         }
     }
@@ -158,6 +167,13 @@ impl OnBackend for Job<'_> {
         let steps = decode_steps(&model, plan, setting.requests)?;
         row.first_step_ms = Some(steps.first_ms);
         row.aggregate_frames_per_s = Some(steps.aggregate_frames_per_s);
+        if counters::counting() && !steps.step_ms.is_empty() {
+            let per_step = |n: u64| n as f64 / steps.step_ms.len() as f64;
+            row.syncs_per_step = Some(per_step(steps.counts.host_reads));
+            if setting.backend.fusion().is_some() {
+                row.kernels_per_step = Some(per_step(steps.counts.launches));
+            }
+        }
         let mut timed = steps.step_ms;
         timed.sort_by(f64::total_cmp);
         row.steps_timed = timed.len();
@@ -263,6 +279,8 @@ struct StepTimes {
     step_ms: Vec<f64>,
     /// Frames decoded over the timed steps (summed over requests) per second.
     aggregate_frames_per_s: f64,
+    /// Launches and host reads of the timed steps.
+    counts: Counts,
 }
 
 /// Decodes `requests` requests of [`TEXT`] (the reference's sampling settings, a seed each) on
@@ -282,8 +300,10 @@ fn decode_steps<B: DiaBackend>(
     let mut step_ms = Vec::new();
     let (mut frames, mut timed_ms) = (0, 0.0);
     let mut first_ms = None;
+    let mut counts = Counts::default();
     for done in 0.. {
         let step_start = Instant::now();
+        let counted = counters::now();
         let decoded = batch.step()?.len();
         if decoded == 0 || step_ms.len() >= plan.steps {
             break;
@@ -295,12 +315,14 @@ fn decode_steps<B: DiaBackend>(
             step_ms.push(elapsed);
             timed_ms += elapsed;
             frames += decoded;
+            counts = counts.plus(counters::now().since(counted));
         }
     }
     Ok(StepTimes {
         first_ms: first_ms.unwrap_or(f64::NAN),
         step_ms,
         aggregate_frames_per_s: frames as f64 / (timed_ms / 1000.0),
+        counts,
     })
 }
 

@@ -67,9 +67,9 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| size | backend | dtype | weights | rope table | fused qkv | fusion | requests | steps/s | aggregate frames/s | × realtime | step ms (min–max) | of bound | encoder ms | first step ms | first audio s | DAC ms per audio s (streamed) | load s | weights GB | peak RSS GB | error |"
+            "| size | backend | dtype | weights | rope table | fused qkv | fusion | requests | steps/s | aggregate frames/s | × realtime | step ms (min–max) | of bound | encoder ms | first step ms | first audio s | DAC ms per audio s (streamed) | load s | weights GB | peak RSS GB | kernels/step | syncs/step | error |"
         );
-        let _ = writeln!(s, "|{}", "---|".repeat(21));
+        let _ = writeln!(s, "|{}", "---|".repeat(23));
         for r in &self.rows {
             let _ = writeln!(s, "| {} |", self.cells(r).join(" | "));
         }
@@ -112,6 +112,8 @@ impl Report {
             f(r.load_ms.map(|v| v / 1000.0), 1),
             gb(r.weights_bytes),
             gb(r.peak_rss_bytes),
+            f(r.kernels_per_step, 1),
+            f(r.syncs_per_step, 2),
             r.error.as_deref().unwrap_or("").replace('|', "/"),
         ]
     }

@@ -46,6 +46,8 @@ fn tiny_report_has_a_row_per_configuration() {
         "stream_dac_ms_per_audio_s",
         "first_audio_ms",
         "peak_rss_bytes",
+        "kernels_per_step",
+        "syncs_per_step",
         "error",
     ];
     for row in rows {
@@ -73,6 +75,9 @@ fn tiny_report_has_a_row_per_configuration() {
         // Realtime against the tiny codec's frame rate (44.1 kHz, hop 8).
         assert!((rtf - steps / 5512.5).abs() < 1e-9, "{row}");
         assert!(row["peak_rss_bytes"].as_u64().unwrap() > row["weights_bytes"].as_u64().unwrap());
+        // One host read of the logits per step; CPU backends launch no kernels.
+        assert_eq!(row["syncs_per_step"].as_f64(), Some(1.0), "{row}");
+        assert!(row["kernels_per_step"].is_null(), "{row}");
         // The codec is timed once per backend and dtype (the first knob combination).
         let first_knobs = row["rope_table"] == true && row["fused_qkv"] == true;
         assert_eq!(row["dac_ms_per_audio_s"].is_number(), first_knobs, "{row}");
@@ -158,6 +163,8 @@ fn requests_rows_sum_frames_over_the_batch() {
         let per_step = aggregate / steps;
         let n = row["requests"].as_f64().unwrap();
         assert!((0.5 * n..2.0 * n).contains(&per_step), "{row}");
+        // The batch's rows are read back together: one host wait per step, whatever the count.
+        assert_eq!(row["syncs_per_step"].as_f64(), Some(1.0), "{row}");
     }
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(md.contains("aggregate frames/s"), "{md}");

@@ -45,8 +45,8 @@ pub use encoder::{Encoder, EncoderLayer};
 pub use error::{DiaError, Result};
 pub use generation::{
     ContinuousBatch, DecodeStep, Decoding, DelayedTokens, EndReason, GeneratedCodes,
-    GenerationConfig, GenerationRequest, ItemId, ItemStep, Sampler, SamplerParams, SpecialIds,
-    StepEvent, check_request, generate,
+    GenerationConfig, GenerationRequest, HOST_READ_SPAN, ItemId, ItemStep, Sampler, SamplerParams,
+    SpecialIds, StepEvent, check_request, generate,
 };
 pub use longform::{
     CJK_CHARS_PER_SECOND, LETTERS_PER_SECOND, LongFormEvent, LongFormOptions, LongFormOutput,

@@ -372,8 +372,10 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
     }
 }
 
-/// A step's logits `[rows, 1, channels, vocab]` as f32 on the host.
+/// A step's logits `[rows, 1, channels, vocab]` as f32 on the host. The read is the step's
+/// host wait; it runs inside a [`HOST_READ_SPAN`](super::HOST_READ_SPAN) trace span so profilers can count them.
 pub(super) fn host_logits<B: DiaBackend>(logits: Tensor<B, 4>) -> Result<Vec<f32>> {
+    let _read = tracing::trace_span!(super::HOST_READ_SPAN).entered();
     logits
         .into_data()
         .convert::<f32>()

@@ -18,6 +18,10 @@ use crate::backend::DiaBackend;
 use crate::error::Result;
 use crate::model::DiaModel;
 
+/// Name of the trace span (target `dia_model`) every device-to-host read of a decode step runs
+/// in: one per read, so a profiler or `dia-bench` counts the host waits a step costs.
+pub const HOST_READ_SPAN: &str = "host_read";
+
 /// Generation parameters; the defaults are the reference's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GenerationConfig {
