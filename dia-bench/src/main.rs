@@ -119,6 +119,10 @@ struct SoakArgs {
     /// Steps between memory samples.
     #[arg(long, default_value_t = 100)]
     every: usize,
+    /// Decoder positions instead of the size's own (e.g. 3072 for `--size tiny`, whose
+    /// fixture config allows 256): a full-length run of a narrow model.
+    #[arg(long)]
+    decoder_positions: Option<usize>,
     /// Directory for soak.md and soak.json.
     #[arg(long)]
     out: PathBuf,
@@ -247,7 +251,9 @@ fn soak(args: &SoakArgs) -> Result<()> {
     let plan = SoakPlan {
         steps: args.steps,
         every: args.every,
+        decoder_positions: args.decoder_positions,
     };
+    counters::install();
     let report = soak::soak(&setting, &plan)?;
     write_report(
         &args.out,
@@ -374,6 +380,20 @@ fn read_reference(path: &std::path::Path) -> Result<serde_json::Value> {
         .with_context(|| format!("{}: no JSON line from torch_bench.py", path.display()))
 }
 
+/// What a failed child said: its first panic (where and why; a backtrace note follows it),
+/// else its last line.
+fn child_error(stderr: &str) -> String {
+    let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    if let Some(at) = lines.clone().position(|l| l.contains("panicked at")) {
+        let mut panic = lines.clone().skip(at);
+        let place = panic.next().unwrap_or("");
+        let place = &place[place.find("panicked at").unwrap_or(0)..];
+        return format!("{} {}", place, panic.next().unwrap_or(""));
+    }
+    let last = lines.next_back().unwrap_or("");
+    last.trim_start_matches("error: ").to_string()
+}
+
 /// Measures `setting` in a child process; any failure becomes the row's `error`.
 fn run_child(setting: &Setting, plan: &PlanArgs, dac: bool, threads: usize) -> Row {
     let result = (|| -> Result<Row> {
@@ -387,20 +407,29 @@ fn run_child(setting: &Setting, plan: &PlanArgs, dac: bool, threads: usize) -> R
             .context("starting the measuring process")?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() {
-            let last = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            bail!(
-                "{} ({})",
-                last.trim().trim_start_matches("error: "),
-                output.status
-            );
+            bail!("{} ({})", child_error(&stderr), output.status);
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         let line = stdout.lines().last().unwrap_or("");
         serde_json::from_str(line).with_context(|| format!("unreadable row {line:?}"))
     })();
     result.unwrap_or_else(|e| Row::failed(setting.clone(), format!("{e:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::child_error;
+
+    #[test]
+    fn a_child_error_is_its_panic_or_its_last_line() {
+        let panic = "\nthread 'DSU-4-0' (25330) panicked at src/ir.rs:500:63:\nindex out of bounds\nstack backtrace:\nnote: Some details are omitted\n";
+        assert_eq!(
+            child_error(panic),
+            "panicked at src/ir.rs:500:63: index out of bounds"
+        );
+        assert_eq!(
+            child_error("measuring\nerror: wgpu cannot compute bf16\n\n"),
+            "wgpu cannot compute bf16"
+        );
+    }
 }

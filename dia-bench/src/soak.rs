@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use dia_model::{DiaBackend, DiaModel, OnBackend, TextBatch, encode_text, ensure_dtype};
 use serde::Serialize;
 
+use crate::counters;
 use crate::machine::current_rss_bytes;
 use crate::measure::TEXT;
 use crate::setting::Setting;
@@ -18,6 +19,9 @@ use crate::setting::Setting;
 pub struct SoakPlan {
     pub steps: usize,
     pub every: usize,
+    /// Positions the decoder allows instead of the size's own (the tiny model's 256), so a
+    /// narrow model runs to the full length where a wide one is too slow (software Vulkan).
+    pub decoder_positions: Option<usize>,
 }
 
 /// Memory after `step` decode steps.
@@ -27,6 +31,12 @@ pub struct SoakSample {
     pub rss_bytes: u64,
     /// Bytes of every layer's self-attention keys and values.
     pub kv_cache_bytes: u64,
+    /// Kernels compiled since the model was built (the CubeCL backends, with [`counters`]
+    /// on): a per-shape cache that grows with the KV cache's length shows here.
+    ///
+    /// [`counters`]: crate::counters
+    #[serde(default)]
+    pub kernels_compiled: Option<u64>,
     pub seconds: f64,
 }
 
@@ -69,7 +79,19 @@ impl OnBackend for Job<'_> {
         let (setting, plan) = (self.setting, self.plan);
         let options = setting.options();
         ensure_dtype::<B>(setting.backend, &device, options.dtype)?;
-        let model = DiaModel::<B>::random(&setting.size.dia_config(), options, 0, &device);
+        let mut config = setting.size.dia_config();
+        if let Some(positions) = plan.decoder_positions {
+            config.decoder.max_position_embeddings = positions;
+        }
+        let positions = config.decoder.max_position_embeddings;
+        if plan.steps > positions {
+            anyhow::bail!(
+                "{} steps exceed the decoder's {positions} positions (--decoder-positions \
+                 raises them)",
+                plan.steps
+            );
+        }
+        let model = DiaModel::<B>::random(&config, options, 0, &device);
         let text_len = model.config.encoder.max_position_embeddings;
         let text = encode_text(TEXT, text_len).tokens;
         let batch = TextBatch::<B>::new(&[text], &device);
@@ -78,6 +100,11 @@ impl OnBackend for Job<'_> {
         let channels = model.config.decoder.num_channels;
         let mut codes = vec![i64::from(model.config.bos_token_id); channels];
         let start = Instant::now();
+        let counted = counters::now();
+        let compiled = || {
+            let gpu = setting.backend.fusion().is_some() && counters::counting();
+            gpu.then(|| counters::now().since(counted).compilations)
+        };
         let mut samples = Vec::new();
         for step in 0..plan.steps {
             // Both CFG rows read the same codes: `[2, 1, channels]`.
@@ -96,6 +123,7 @@ impl OnBackend for Job<'_> {
                     step: step + 1,
                     rss_bytes: current_rss_bytes().unwrap_or(0),
                     kv_cache_bytes: state.self_attn.iter().map(|c| c.bytes() as u64).sum(),
+                    kernels_compiled: compiled(),
                     seconds: start.elapsed().as_secs_f64(),
                 });
             }
@@ -122,10 +150,12 @@ pub fn markdown(r: &SoakReport) -> String {
             mib(cache)
         ));
     }
-    s.push_str("| step | RSS MiB | KV cache MiB | seconds |\n|---:|---:|---:|---:|\n");
+    s.push_str("| step | RSS MiB | KV cache MiB | kernels compiled | seconds |\n");
+    s.push_str("|---:|---:|---:|---:|---:|\n");
     for x in &r.samples {
+        let compiled = x.kernels_compiled.map_or("–".into(), |n| n.to_string());
         s.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.1} |\n",
+            "| {} | {:.1} | {:.1} | {compiled} | {:.1} |\n",
             x.step,
             mib(x.rss_bytes as i64),
             mib(x.kv_cache_bytes as i64),
@@ -154,20 +184,34 @@ mod tests {
             fused_qkv: true,
             requests: 1,
         };
-        let plan = SoakPlan {
-            steps: 250,
+        let mut plan = SoakPlan {
+            steps: 300,
             every: 100,
+            decoder_positions: None,
         };
+        let err = soak(&setting, &plan).unwrap_err().to_string();
+        assert!(
+            err.contains("256 positions") && err.contains("--decoder-positions"),
+            "{err}"
+        );
+
+        plan.decoder_positions = Some(400);
         let report = soak(&setting, &plan).unwrap();
         let steps: Vec<usize> = report.samples.iter().map(|s| s.step).collect();
-        assert_eq!(steps, [100, 200, 250]);
+        assert_eq!(steps, [100, 200, 300]);
         assert!(report.samples.iter().all(|s| s.rss_bytes > 1 << 20));
+        assert!(report.samples.iter().all(|s| s.kernels_compiled.is_none()));
         // The tiny decoder's cache: 2 layers, K and V, 2 rows, 2 heads, 16 dims, f32, holding
-        // the initial 256 positions (the run's 251-position limit).
-        let cache = 2 * 2 * 2 * 2 * 16 * 251 * 4;
-        assert!(report.samples.iter().all(|s| s.kv_cache_bytes == cache));
+        // the initial 256 positions, then grown to the run's 301-position limit.
+        let cache = |positions: i64| 2 * 2 * 2 * 2 * 16 * positions * 4;
+        let bytes: Vec<i64> = report
+            .samples
+            .iter()
+            .map(|s| s.kv_cache_bytes as i64)
+            .collect();
+        assert_eq!(bytes, [cache(256), cache(256), cache(301)]);
         let (_, cache_growth) = report.growth_after(100).unwrap();
-        assert_eq!(cache_growth, 0);
-        assert!(markdown(&report).contains("| 250 |"));
+        assert_eq!(cache_growth, cache(45));
+        assert!(markdown(&report).contains("| 300 |"));
     }
 }
