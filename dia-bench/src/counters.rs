@@ -3,11 +3,14 @@
 //! per kernel launch and an `integrate` span per kernel it compiles (Burn's `tracing` feature,
 //! on with dia-bench's GPU features); dia-model enters [`HOST_READ_SPAN`] per device-to-host
 //! read. A subscriber that counts those spans and ignores every other callsite costs nothing
-//! on the CPU backends.
+//! on the CPU backends. For one untimed step it can also tally launches by kernel name.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dia_model::HOST_READ_SPAN;
+use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
@@ -70,6 +73,48 @@ pub fn now() -> Counts {
     }
 }
 
+/// Launches by kernel name while [`name_launches`] is on (the lock is taken only then).
+static NAMING: AtomicBool = AtomicBool::new(false);
+static NAMES: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// Starts (`true`, from an empty tally) or stops recording each launch's kernel name; naming
+/// costs a lock and a string per launch, so it is for an untimed step.
+pub fn name_launches(on: bool) {
+    if on {
+        names_lock().clear();
+    }
+    NAMING.store(on, Ordering::Relaxed);
+}
+
+/// Launches by kernel name (generic arguments and module path cut) since naming started.
+pub fn launches_by_name() -> BTreeMap<String, u64> {
+    names_lock().clone()
+}
+
+fn names_lock() -> std::sync::MutexGuard<'static, BTreeMap<String, u64>> {
+    NAMES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `a::b::Kernel<T, U>` → `Kernel`.
+fn short_name(name: &str) -> &str {
+    let name = name.split('<').next().unwrap_or(name);
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+/// Picks the `kernel.name` field out of a launch span.
+#[derive(Default)]
+struct KernelName(String);
+
+impl Visit for KernelName {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "kernel.name" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
 /// Which of [`COUNTED`] a callsite is.
 fn counted(meta: &Metadata<'_>) -> Option<usize> {
     COUNTED.iter().position(|(target, name)| {
@@ -99,6 +144,13 @@ impl Subscriber for SpanCounter {
     fn new_span(&self, span: &Attributes<'_>) -> Id {
         if let Some(i) = counted(span.metadata()) {
             TOTALS[i].fetch_add(1, Ordering::Relaxed);
+            if i == 0 && NAMING.load(Ordering::Relaxed) {
+                let mut name = KernelName::default();
+                span.record(&mut name);
+                *names_lock()
+                    .entry(short_name(&name.0).to_string())
+                    .or_default() += 1;
+            }
         }
         // Nothing is stored per span, so every span can share one id.
         Id::from_u64(1)
@@ -113,4 +165,16 @@ impl Subscriber for SpanCounter {
     fn enter(&self, _: &Id) {}
 
     fn exit(&self, _: &Id) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_name;
+
+    #[test]
+    fn kernel_names_lose_paths_and_generics() {
+        assert_eq!(short_name("cubecl::matmul::Gemv<f32, Line<4>>"), "Gemv");
+        assert_eq!(short_name("ElemwiseKernel"), "ElemwiseKernel");
+        assert_eq!(short_name("a::b::Reduce<x::Y>"), "Reduce");
+    }
 }

@@ -1,6 +1,7 @@
 //! Measuring one configuration: weight set-up, encoder + cross-attention cache, decode steps,
 //! DAC decode, peak memory.
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -78,6 +79,10 @@ pub struct Row {
     /// Device-to-host reads (host waits) per timed step.
     #[serde(default)]
     pub syncs_per_step: Option<f64>,
+    /// The launches of one decode step after the timed ones, by kernel name (the CubeCL
+    /// backends): where [`Row::kernels_per_step`] goes.
+    #[serde(default)]
+    pub kernels_by_name: Option<BTreeMap<String, u64>>,
     pub error: Option<String>,
 }
 
@@ -105,6 +110,7 @@ impl Row {
             peak_rss_bytes: None,
             kernels_per_step: None,
             syncs_per_step: None,
+            kernels_by_name: None,
             error: None,
         }
     }
@@ -172,6 +178,7 @@ impl OnBackend for Job<'_> {
             row.syncs_per_step = Some(per_step(steps.counts.host_reads));
             if setting.backend.fusion().is_some() {
                 row.kernels_per_step = Some(per_step(steps.counts.launches));
+                row.kernels_by_name = steps.named_step;
             }
         }
         let mut timed = steps.step_ms;
@@ -281,6 +288,8 @@ struct StepTimes {
     aggregate_frames_per_s: f64,
     /// Launches and host reads of the timed steps.
     counts: Counts,
+    /// The launches of the step after them, by kernel name.
+    named_step: Option<BTreeMap<String, u64>>,
 }
 
 /// Decodes `requests` requests of [`TEXT`] (the reference's sampling settings, a seed each) on
@@ -301,11 +310,19 @@ fn decode_steps<B: DiaBackend>(
     let (mut frames, mut timed_ms) = (0, 0.0);
     let mut first_ms = None;
     let mut counts = Counts::default();
+    let mut named_step = None;
     for done in 0.. {
+        // The step after the timed ones is not timed: it names its kernels.
+        let naming = step_ms.len() >= plan.steps;
+        counters::name_launches(naming);
         let step_start = Instant::now();
         let counted = counters::now();
         let decoded = batch.step()?.len();
-        if decoded == 0 || step_ms.len() >= plan.steps {
+        if naming {
+            counters::name_launches(false);
+            named_step = (decoded > 0).then(counters::launches_by_name);
+        }
+        if decoded == 0 || naming {
             break;
         }
         let elapsed = ms(step_start);
@@ -323,6 +340,7 @@ fn decode_steps<B: DiaBackend>(
         step_ms,
         aggregate_frames_per_s: frames as f64 / (timed_ms / 1000.0),
         counts,
+        named_step,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The report: `report.json` (machine, command, rows), `report.md` (one table) and
 //! `report.svg` (steps/s per configuration).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -73,6 +74,11 @@ impl Report {
         for r in &self.rows {
             let _ = writeln!(s, "| {} |", self.cells(r).join(" | "));
         }
+        for r in &self.rows {
+            if let Some(names) = &r.kernels_by_name {
+                s.push_str(&kernel_table(&r.setting.to_string(), names));
+            }
+        }
         s
     }
 
@@ -125,4 +131,17 @@ impl Report {
         let bound = self.machine.read_bandwidth_gb_s * 1e9 / bytes;
         Some(row.decode_steps_per_s? / bound)
     }
+}
+
+/// The launches of one step by kernel name, most launched first.
+fn kernel_table(setting: &str, names: &BTreeMap<String, u64>) -> String {
+    let mut rows: Vec<_> = names.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let total: u64 = names.values().sum();
+    let mut s = format!("\n### One step of {setting}: {total} launches by kernel\n\n");
+    s.push_str("| kernel | launches |\n|---|---:|\n");
+    for (name, n) in rows {
+        let _ = writeln!(s, "| `{name}` | {n} |");
+    }
+    s
 }

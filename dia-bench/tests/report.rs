@@ -48,6 +48,7 @@ fn tiny_report_has_a_row_per_configuration() {
         "peak_rss_bytes",
         "kernels_per_step",
         "syncs_per_step",
+        "kernels_by_name",
         "error",
     ];
     for row in rows {
@@ -78,6 +79,7 @@ fn tiny_report_has_a_row_per_configuration() {
         // One host read of the logits per step; CPU backends launch no kernels.
         assert_eq!(row["syncs_per_step"].as_f64(), Some(1.0), "{row}");
         assert!(row["kernels_per_step"].is_null(), "{row}");
+        assert!(row["kernels_by_name"].is_null(), "{row}");
         // The codec is timed once per backend and dtype (the first knob combination).
         let first_knobs = row["rope_table"] == true && row["fused_qkv"] == true;
         assert_eq!(row["dac_ms_per_audio_s"].is_number(), first_knobs, "{row}");
