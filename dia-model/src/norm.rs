@@ -27,16 +27,27 @@ impl<B: Backend> RmsNorm<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let dtype = x.dtype();
         let x = x.cast(DType::F32);
+        let squares = x.clone().powi_scalar(2);
+        let mean = match dtype {
+            DType::F32 => squares.mean_dim(2),
+            _ => mean_over_rows(squares),
+        };
+        let rms = mean.add_scalar(self.eps).sqrt();
         // Divide rather than multiply by `recip()`: burn-ndarray's reciprocal is a fast
         // approximation (errors near 1e-3), division is exact on every backend.
-        let rms = x
-            .clone()
-            .powi_scalar(2)
-            .mean_dim(2)
-            .add_scalar(self.eps)
-            .sqrt();
         x.div(rms)
             .mul(self.weight.val().unsqueeze::<3>())
             .cast(dtype)
     }
+}
+
+/// `x.mean_dim(2)` for `x` `[batch, seq, dim]`, taken over a `[batch·seq, dim]` view: the
+/// same means, but the view keeps Burn 0.21's kernel fusion from folding an f16/bf16 → f32
+/// cast into the reduction, whose cached kernel plan panics when it runs a second time
+/// (burn-cubecl-fusion's `resolve_arg` out of bounds; `tests/wgpu.rs` runs the case).
+fn mean_over_rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, seq, dim] = x.dims();
+    x.reshape([batch * seq, dim])
+        .mean_dim(1)
+        .reshape([batch, seq, 1])
 }

@@ -7,17 +7,15 @@ mod common;
 
 use std::ops::ControlFlow;
 
-use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
+use burn::backend::wgpu::WgpuDevice;
 use burn::tensor::DType;
 use common::batching::{group_logits_diff, run, schedule, solo};
 use common::greedy::{case_inputs, check_greedy_cases, golden_cases};
 use common::layers::{Diffs, assert_within, layer_diffs};
-use dia_model::{DiaModel, ModelOptions, generate};
+use dia_model::{DiaModel, ModelOptions, TextBatch, encode_text, generate};
 
 /// `burn::backend::Wgpu`: the CubeCL wgpu runtime behind Burn's kernel fusion, as dia-infer runs.
 type Wgpu = burn::backend::Wgpu<f32>;
-/// The same runtime without fusion (see [`f16_greedy_runs_complete`]).
-type WgpuUnfused = CubeBackend<WgpuRuntime, f32, i32, u32>;
 
 /// f32 on the GPU path (other kernels, other summation orders) against the reference; measured
 /// on lavapipe: encoder output 3.0e-6, prefill logits 1.1e-5, step logits 6.7e-6.
@@ -80,14 +78,12 @@ fn f16_logits_close_to_reference() {
 }
 
 /// The greedy runs of the first golden cases complete in f16 with well-formed codes (f16 may
-/// pick other codes than f32). Unfused: with burn 0.21's fusion, the second f16 encoder pass in a
-/// process panics inside burn-cubecl-fusion's fused reduce (`resolve_arg` index out of bounds);
-/// a single pass is covered, fused, by [`f16_logits_close_to_reference`].
+/// pick other codes than f32), fused, one encoder pass after another in one process.
 #[test]
 fn f16_greedy_runs_complete() {
     let device = WgpuDevice::default();
-    let model = DiaModel::<WgpuUnfused>::load(&common::fixture("dia-tiny"), f16_options(), &device)
-        .unwrap();
+    let model =
+        DiaModel::<Wgpu>::load(&common::fixture("dia-tiny"), f16_options(), &device).unwrap();
     for (index, case) in golden_cases("dia-tiny", GREEDY_CASES).iter().enumerate() {
         let (requests, config) = case_inputs("dia-tiny", case, index);
         let out = generate(&model, &requests, &config, |_| ControlFlow::Continue(())).unwrap();
@@ -132,4 +128,25 @@ fn continuous_batching_matches_solo_runs() {
     for (i, (item, got)) in greedy.iter().zip(&got).enumerate() {
         assert_eq!(got, &solo(&model, item), "item {i}");
     }
+}
+
+/// Two f16 encoder passes in one process under fusion give the same output. Burn 0.21's fusion
+/// used to panic on the second (a cached fused-reduce plan for the RMSNorm's f16 → f32 cast);
+/// the norm now routes around it.
+#[test]
+fn f16_fused_encoder_runs_twice() {
+    let device = WgpuDevice::default();
+    let model =
+        DiaModel::<Wgpu>::load(&common::fixture("dia-tiny"), f16_options(), &device).unwrap();
+    let limit = model.config.encoder.max_position_embeddings;
+    let text = encode_text("[S1] Hello there. [S2] Hi.", limit);
+    let batch = TextBatch::<Wgpu>::new(&[text.tokens], &device);
+    let first = model.encode(&batch).into_data();
+    let second = model.encode(&batch).into_data();
+    let values = first.clone().convert::<f32>().to_vec::<f32>().unwrap();
+    assert!(
+        values.iter().all(|v| v.is_finite()),
+        "non-finite encoder output"
+    );
+    first.assert_eq(&second, true);
 }
