@@ -53,9 +53,9 @@ const COUNTED: [(&str, &str); 3] = [
 static TOTALS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
 /// Installs the counting subscriber as the process's global one (once; later calls, or a
-/// process that already has one, keep what is there). Returns whether counting is on.
-pub fn install() -> bool {
-    tracing::subscriber::set_global_default(SpanCounter).is_ok() || counting()
+/// process that already has one, keep what is there; [`counting`] tells).
+pub fn install() {
+    let _ = tracing::subscriber::set_global_default(SpanCounter);
 }
 
 /// Whether the counting subscriber is the global one.

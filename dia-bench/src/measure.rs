@@ -314,7 +314,9 @@ fn decode_steps<B: DiaBackend>(
     for done in 0.. {
         // The step after the timed ones is not timed: it names its kernels.
         let naming = step_ms.len() >= plan.steps;
-        counters::name_launches(naming);
+        if naming {
+            counters::name_launches(true);
+        }
         let step_start = Instant::now();
         let counted = counters::now();
         let decoded = batch.step()?.len();

@@ -101,10 +101,8 @@ impl OnBackend for Job<'_> {
         let mut codes = vec![i64::from(model.config.bos_token_id); channels];
         let start = Instant::now();
         let counted = counters::now();
-        let compiled = || {
-            let gpu = setting.backend.fusion().is_some() && counters::counting();
-            gpu.then(|| counters::now().since(counted).compilations)
-        };
+        let gpu = setting.backend.fusion().is_some() && counters::counting();
+        let compiled = || gpu.then(|| counters::now().since(counted).compilations);
         let mut samples = Vec::new();
         for step in 0..plan.steps {
             // Both CFG rows read the same codes: `[2, 1, channels]`.

@@ -271,6 +271,15 @@ impl Stripe<'_> {
         }
     }
 
+    /// `x[r + i, kk + j · stretch]` for each of `R` rows and `STREAMS` streams: the inputs one
+    /// pass multiplies the weight rows by.
+    #[inline(always)]
+    fn row_inputs<const R: usize>(&self, kk: usize, r: usize) -> [[f32; STREAMS]; R] {
+        std::array::from_fn(|i| {
+            std::array::from_fn(|j| self.x[(r + i) * self.k + kk + j * self.stretch])
+        })
+    }
+
     /// [`Stripe::pass`] with 512-bit vectors: a 32-column step is two registers per row, so
     /// eight rows' sums (sixteen registers) stay in AVX-512's thirty-two, and each weight
     /// vector is loaded (and widened) once per eight rows instead of once per two.
@@ -282,9 +291,7 @@ impl Stripe<'_> {
     unsafe fn pass512<W: Widen, const R: usize>(&self, w: &[W], kk: usize, r: usize) {
         use std::arch::x86_64::*;
         let (n, stretch) = (self.n, self.stretch);
-        let xs: [[f32; STREAMS]; R] = std::array::from_fn(|i| {
-            std::array::from_fn(|j| self.x[(r + i) * self.k + kk + j * stretch])
-        });
+        let xs = self.row_inputs::<R>(kk, r);
         let base = w[kk * n..].as_ptr();
         for c in self.cols.clone().step_by(COLS) {
             // SAFETY: per the contract above.
@@ -320,9 +327,7 @@ impl Stripe<'_> {
     unsafe fn pass<W: Widen, const R: usize>(&self, w: &[W], kk: usize, r: usize) {
         use std::arch::x86_64::*;
         let (n, stretch) = (self.n, self.stretch);
-        let xs: [[f32; STREAMS]; R] = std::array::from_fn(|i| {
-            std::array::from_fn(|j| self.x[(r + i) * self.k + kk + j * stretch])
-        });
+        let xs = self.row_inputs::<R>(kk, r);
         let base = w[kk * n..].as_ptr();
         for c in self.cols.clone().step_by(COLS) {
             // SAFETY: per the contract above.
