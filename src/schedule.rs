@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use dia_dac::{Dac, StreamWindows, StreamingDecoder};
 use dia_model::{
     ContinuousBatch, DiaBackend, DiaError, DiaModel, GenerationConfig, ItemId, LongFormOptions,
-    LongFormOutput, LongFormRequest, PassRequest, ScriptRun,
+    LongFormOutput, LongFormRequest, PassRequest, SamplingSite, ScriptRun,
 };
 
 use crate::stream::{StreamError, push_frames};
@@ -69,18 +69,31 @@ pub struct SpeechScheduler<'a, B: DiaBackend> {
 }
 
 impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
-    /// A scheduler running up to `max_batch` jobs at once, long scripts cut per `options`.
+    /// A scheduler running up to `max_batch` jobs at once, long scripts cut per `options`,
+    /// tokens chosen where the backend prefers.
     pub fn new(
         model: &'a DiaModel<B>,
         dac: &'a Dac<B>,
         max_batch: usize,
         options: LongFormOptions,
     ) -> Result<Self, StreamError> {
+        Self::with_sampling(model, dac, max_batch, options, SamplingSite::Auto)
+    }
+
+    /// [`SpeechScheduler::new`] choosing every job's tokens at `sampling` (see
+    /// [`ContinuousBatch::with_sampling`]).
+    pub fn with_sampling(
+        model: &'a DiaModel<B>,
+        dac: &'a Dac<B>,
+        max_batch: usize,
+        options: LongFormOptions,
+        sampling: SamplingSite,
+    ) -> Result<Self, StreamError> {
         options.check()?;
         Ok(Self {
             model,
             dac,
-            batch: ContinuousBatch::new(model, max_batch)?,
+            batch: ContinuousBatch::with_sampling(model, max_batch, sampling)?,
             options,
             jobs: HashMap::new(),
             waiting: VecDeque::new(),

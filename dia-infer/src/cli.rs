@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dia_infer::runtime::{ModelArgs, RuntimeArgs};
-use dia_model::LongFormOptions;
+use dia_model::{LongFormOptions, SamplingSite};
 
 /// Text in, 44.1 kHz speech out: Nari Labs' Dia and the Descript Audio Codec on Burn.
 #[derive(Debug, Parser)]
@@ -108,6 +108,10 @@ pub struct GenerateArgs {
     /// Jobs decoded at once (continuous batching slots) when `--batch` holds many.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// Where tokens are chosen: `auto` (the device on wgpu and cuda, the host on CPUs), `host`
+    /// (logits read back every step), `device` or `device:N` (codes read back every N steps).
+    #[arg(long, default_value = "auto")]
+    pub sampling: SamplingSite,
 }
 
 /// `dia-infer encode`.

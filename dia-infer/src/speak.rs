@@ -124,6 +124,7 @@ fn generation_config<B: DiaBackend>(args: &GenerateArgs, model: &DiaModel<B>) ->
         top_p: args.top_p,
         cfg_filter_top_k: args.cfg_filter_top_k,
         seed: args.seed,
+        sampling: args.sampling,
     }
 }
 
@@ -148,7 +149,8 @@ impl<'a, 'j, B: DiaBackend> Run<'a, 'j, B> {
     fn new(model: &'a DiaModel<B>, dac: &'a Dac<B>, args: &'a GenerateArgs) -> Result<Self> {
         let options = args.long_form();
         let text_len = model.config.encoder.max_position_embeddings;
-        let scheduler = SpeechScheduler::new(model, dac, args.batch_size, options)?;
+        let scheduler =
+            SpeechScheduler::with_sampling(model, dac, args.batch_size, options, args.sampling)?;
         Ok(Self {
             scheduler,
             dac,

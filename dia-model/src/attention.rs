@@ -2,7 +2,7 @@
 //! with fused q/k/v) and decoder cross-attention.
 
 use crate::backend::DiaBackend;
-use crate::backend::generic::unit_scale;
+use crate::backend::generic::{split_heads, unit_scale};
 use crate::dense::Dense;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
@@ -53,21 +53,19 @@ impl<B: DiaBackend> QkvProjection<B> {
         }
     }
 
-    /// `[batch, seq, dim]` → q `[batch, seq, heads·d]`, k and v `[batch, seq, kv_heads·d]`.
-    fn forward(&self, x: Tensor<B, 3>, shape: HeadShape) -> [Tensor<B, 3>; 3] {
+    /// `[batch, seq, dim]` → q `[batch, heads, seq, d]`, k and v `[batch, kv_heads, seq, d]`.
+    fn forward(&self, x: Tensor<B, 3>, shape: HeadShape) -> [Tensor<B, 4>; 3] {
         match self {
             Self::Separate(p) => [
-                p.q_proj.forward(x.clone()),
-                p.k_proj.forward(x.clone()),
-                p.v_proj.forward(x),
+                split_heads(p.q_proj.forward(x.clone()), shape.heads),
+                split_heads(p.k_proj.forward(x.clone()), shape.kv_heads),
+                split_heads(p.v_proj.forward(x), shape.kv_heads),
             ],
             Self::Fused(linear) => {
-                let q_dim = shape.heads * shape.head_dim;
-                let kv_dim = shape.kv_heads * shape.head_dim;
-                linear
-                    .forward_split(x, &[q_dim, kv_dim, kv_dim])
+                let heads = [shape.heads, shape.kv_heads, shape.kv_heads];
+                B::project_heads(x, linear, &heads, shape.head_dim)
                     .try_into()
-                    .expect("three widths, three parts")
+                    .expect("three head counts, three parts")
             }
         }
     }
@@ -84,13 +82,6 @@ pub enum AttnMask<B: Backend> {
     Causal { start: usize },
 }
 
-/// `[batch, seq, heads·d]` → `[batch, heads, seq, d]`.
-fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
-    let [batch, seq, width] = x.dims();
-    x.reshape([batch, seq, heads, width / heads])
-        .swap_dims(1, 2)
-}
-
 /// `x` `[batch, seq, in]` through `proj` straight into `[batch, heads, seq, d]`: the product
 /// split by head, each part contiguous, stacked heads-first, so attention over the cached
 /// cross K/V never copies them again.
@@ -105,9 +96,13 @@ fn project_heads<B: DiaBackend>(x: Tensor<B, 3>, proj: &Dense<B>, heads: usize) 
     Tensor::cat(per_head, 1)
 }
 
-/// `[batch, heads, seq, d]` → `[batch, seq, heads·d]`.
+/// `[batch, heads, seq, d]` → `[batch, seq, heads·d]`; a single position (a decode step)
+/// is already in that order, so it is not copied.
 fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
     let [batch, heads, seq, dim] = x.dims();
+    if seq == 1 {
+        return x.reshape([batch, 1, heads * dim]);
+    }
     x.swap_dims(1, 2).reshape([batch, seq, heads * dim])
 }
 
@@ -173,13 +168,13 @@ pub struct SelfGroup<'a, B: Backend> {
     pub cache: Option<(&'a mut KvCache<B>, usize)>,
 }
 
-/// Runs `f` on each group's rows of `parts` (each `[rows, seq, _]`) and stacks the results
-/// by row; a single group gets the tensors whole. Attention is computed per group so a row's
+/// Runs `f` on each group's rows of `parts` (each `[rows, ..]`) and stacks the results by
+/// row; a single group gets the tensors whole. Attention is computed per group so a row's
 /// arithmetic never depends on the other groups' lengths or positions.
-fn per_group<B: Backend, const N: usize>(
-    parts: [Tensor<B, 3>; N],
+fn per_group<B: Backend, const D: usize, const N: usize>(
+    parts: [Tensor<B, D>; N],
     rows: &[usize],
-    mut f: impl FnMut(usize, [Tensor<B, 3>; N]) -> Tensor<B, 3>,
+    mut f: impl FnMut(usize, [Tensor<B, D>; N]) -> Tensor<B, 3>,
 ) -> Tensor<B, 3> {
     if rows.len() == 1 {
         return f(0, parts);
@@ -235,9 +230,8 @@ impl<B: DiaBackend> SelfAttention<B> {
         let shape = self.shape;
         let out = per_group(self.qkv.forward(x, shape), &rows, |g, [q, k, v]| {
             let group = &mut groups[g];
-            let q = group.rope.apply(split_heads(q, shape.heads));
-            let k = group.rope.apply(split_heads(k, shape.kv_heads));
-            let v = split_heads(v, shape.kv_heads);
+            let q = group.rope.apply(q);
+            let k = group.rope.apply(k);
             let (k, v) = match group.cache.as_mut() {
                 Some((cache, start)) => cache.append(*start, k, v),
                 None => (k, v),

@@ -44,9 +44,9 @@ pub use dense::{Dense, Int8Weight};
 pub use encoder::{Encoder, EncoderLayer};
 pub use error::{DiaError, Result};
 pub use generation::{
-    ContinuousBatch, DecodeStep, Decoding, DelayedTokens, EndReason, GeneratedCodes,
-    GenerationConfig, GenerationRequest, HOST_READ_SPAN, ItemId, ItemStep, Sampler, SamplerParams,
-    SpecialIds, StepEvent, check_request, generate,
+    ContinuousBatch, DEFAULT_READ_BACK, DecodeStep, Decoding, DelayedTokens, EndReason,
+    GeneratedCodes, GenerationConfig, GenerationRequest, HOST_READ_SPAN, ItemId, ItemStep, Sampler,
+    SamplerParams, SamplingSite, SpecialIds, StepEvent, check_request, generate,
 };
 pub use longform::{
     CJK_CHARS_PER_SECOND, LETTERS_PER_SECOND, LongFormEvent, LongFormOptions, LongFormOutput,

@@ -4,14 +4,24 @@
 
 mod common;
 
-use common::batching::{config, group_logits_diff, request, run, schedule, solo};
+use common::batching::{Planned, config, group_logits_diff, request, run, schedule, solo};
 use common::*;
+use dia_model::SamplingSite::{self, Device, Host};
 use dia_model::{ContinuousBatch, DiaBackend, DiaError, DiaModel, EndReason, ModelOptions};
 
-fn check_invariance<B: DiaBackend>(fixture_name: &str, device: &B::Device) {
+/// The schedule with every item choosing its tokens at `sampling`.
+fn schedule_at(sampling: SamplingSite) -> Vec<Planned> {
+    let mut items = schedule();
+    for item in &mut items {
+        item.config.sampling = sampling;
+    }
+    items
+}
+
+fn check_invariance<B: DiaBackend>(fixture_name: &str, sampling: SamplingSite, device: &B::Device) {
     let model =
         DiaModel::<B>::load(&fixture(fixture_name), ModelOptions::default(), device).unwrap();
-    let items = schedule();
+    let items = schedule_at(sampling);
     let (got, joined_at) = run(&model, &items, 3, None);
     assert_eq!(&joined_at[..3], &[0, 7, 31], "joined at their steps");
     assert!(joined_at[3] > 33, "the fourth waited for a free slot");
@@ -48,21 +58,32 @@ fn a_grouped_pass_equals_each_group_alone() {
 
 #[test]
 fn joining_items_decode_as_alone_flex() {
-    check_invariance::<Flex>("dia-tiny", &Default::default());
-    check_invariance::<Flex>("dia-tiny-orig", &Default::default());
+    check_invariance::<Flex>("dia-tiny", Host, &Default::default());
+    check_invariance::<Flex>("dia-tiny-orig", Host, &Default::default());
 }
 
 #[test]
 fn joining_items_decode_as_alone_ndarray() {
-    check_invariance::<NdArray>("dia-tiny", &Default::default());
-    check_invariance::<NdArray>("dia-tiny-orig", &Default::default());
+    check_invariance::<NdArray>("dia-tiny", Host, &Default::default());
+    check_invariance::<NdArray>("dia-tiny-orig", Host, &Default::default());
+}
+
+/// With the device choosing every item's tokens (read back together every 5 steps, items
+/// joining at the next interval), each item still gets its solo run's codes, and a cancel in
+/// mid-interval keeps the others whole.
+#[test]
+fn joining_items_decode_as_alone_sampling_on_the_device() {
+    let sampling = Device { read_back: 5 };
+    check_invariance::<Flex>("dia-tiny", sampling, &Default::default());
+    check_invariance::<Flex>("dia-tiny-orig", sampling, &Default::default());
+    check_cancel::<Flex>(sampling, &Default::default());
 }
 
 /// A cancelled item keeps a prefix of its solo codes and ends as stopped; the others, and an
 /// item joining into its freed slot (reusing its caches), are unchanged.
-fn check_cancel<B: DiaBackend>(device: &B::Device) {
+fn check_cancel<B: DiaBackend>(sampling: SamplingSite, device: &B::Device) {
     let model = DiaModel::<B>::load(&fixture("dia-tiny"), ModelOptions::default(), device).unwrap();
-    let items = schedule();
+    let items = schedule_at(sampling);
     let (got, joined_at) = run(&model, &items, 3, Some((1, 40)));
     assert_eq!(
         joined_at[3], 40,
@@ -84,12 +105,12 @@ fn check_cancel<B: DiaBackend>(device: &B::Device) {
 
 #[test]
 fn a_cancelled_item_frees_its_slot_flex() {
-    check_cancel::<Flex>(&Default::default());
+    check_cancel::<Flex>(Host, &Default::default());
 }
 
 #[test]
 fn a_cancelled_item_frees_its_slot_ndarray() {
-    check_cancel::<NdArray>(&Default::default());
+    check_cancel::<NdArray>(Host, &Default::default());
 }
 
 #[test]

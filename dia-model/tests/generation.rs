@@ -5,47 +5,73 @@ mod common;
 
 use std::ops::ControlFlow;
 
+use burn::module::Param;
 use common::greedy::check_greedy_cases;
+use common::sites::{check_device_sampling_is_seeded, check_device_stops_like_host, run_at};
 use common::*;
 use dia_model::DiaBackend;
 use dia_model::{
-    Decoding, DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, generate,
+    Decoding, DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, SamplingSite,
+    generate,
 };
 
-fn all_fixtures<B: DiaBackend>(device: &B::Device) {
-    check_greedy_cases::<B>("dia-tiny", "dia-tiny", usize::MAX, device);
-    check_greedy_cases::<B>("dia-tiny-hf", "dia-tiny", usize::MAX, device);
-    check_greedy_cases::<B>("dia-tiny-orig", "dia-tiny-orig", usize::MAX, device);
+fn all_fixtures<B: DiaBackend>(sampling: SamplingSite, device: &B::Device) {
+    check_greedy_cases::<B>("dia-tiny", "dia-tiny", usize::MAX, sampling, device);
+    check_greedy_cases::<B>("dia-tiny-hf", "dia-tiny", usize::MAX, sampling, device);
+    check_greedy_cases::<B>(
+        "dia-tiny-orig",
+        "dia-tiny-orig",
+        usize::MAX,
+        sampling,
+        device,
+    );
 }
 
 #[test]
 fn greedy_codes_match_reference_flex() {
-    all_fixtures::<Flex>(&Default::default());
+    all_fixtures::<Flex>(SamplingSite::Host, &Default::default());
 }
 
 #[test]
 fn greedy_codes_match_reference_ndarray() {
-    all_fixtures::<NdArray>(&Default::default());
+    all_fixtures::<NdArray>(SamplingSite::Host, &Default::default());
+}
+
+/// The device's token choice and bookkeeping, run as tensor ops on a CPU backend: every golden
+/// case (EOS in mid-interval, a batch with a prompt, both versions) at two read-back intervals.
+#[test]
+fn greedy_codes_match_reference_sampling_on_the_device() {
+    for read_back in [1, 7] {
+        let sampling = SamplingSite::Device { read_back };
+        all_fixtures::<Flex>(sampling, &Default::default());
+    }
+}
+
+/// On flex the device's seeded draws give the host's codes (the same uniforms; the float
+/// rounding of this fixture's probabilities tips no draw), and stops mid-interval match.
+#[test]
+fn sampling_on_the_device_matches_the_host_flex() {
+    let model = DiaModel::<Flex>::load(
+        &fixture("dia-tiny"),
+        ModelOptions::default(),
+        &Default::default(),
+    )
+    .unwrap();
+    check_device_stops_like_host(&model, 12);
+    let device = check_device_sampling_is_seeded(&model, 5);
+    let host: Vec<_> = sampled(&model, 42);
+    let device: Vec<_> = device.into_iter().map(|g| g.codes).collect();
+    assert_eq!(device, host, "device draws = host draws");
 }
 
 fn sampled<B: DiaBackend>(model: &DiaModel<B>, seed: u64) -> Vec<Vec<Vec<u32>>> {
-    let requests = vec![
-        GenerationRequest {
-            text: "[S1] Sampling test.".into(),
-            audio_prompt: None,
-        },
-        GenerationRequest {
-            text: "[S2] A second, longer item.".into(),
-            audio_prompt: Some(vec![vec![3, 1, 4, 1, 5, 9, 2, 6, 5]; 4]),
-        },
-    ];
     let config = GenerationConfig {
         max_tokens: 60,
         seed,
         ..GenerationConfig::default()
     };
-    generate(model, &requests, &config, |_| ControlFlow::Continue(()))
-        .unwrap()
+    run_at(model, &config, SamplingSite::Host, None)
+        .0
         .into_iter()
         .map(|g| g.codes)
         .collect()
@@ -213,4 +239,36 @@ fn decoding_reports_each_final_frame_once_in_order() {
             );
         }
     }
+}
+
+/// Damaged weights (a NaN in the decoder's final norm) stop the run with the same error, frame
+/// and logit index whether the host or the device chooses the tokens.
+#[test]
+fn non_finite_logits_are_the_same_error_on_both_sites() {
+    let device = Default::default();
+    let mut model =
+        DiaModel::<Flex>::load(&fixture("dia-tiny"), ModelOptions::default(), &device).unwrap();
+    let weight = model.decoder.norm.weight.val();
+    let damaged = weight.clone().slice_fill(3..4, f32::NAN);
+    model.decoder.norm.weight = Param::from_tensor(damaged);
+    let errors: Vec<String> = [SamplingSite::Host, SamplingSite::Device { read_back: 4 }]
+        .into_iter()
+        .map(|sampling| {
+            let config = GenerationConfig {
+                max_tokens: 40,
+                sampling,
+                ..GenerationConfig::default()
+            };
+            let requests = common::sites::two_items();
+            generate(&model, &requests, &config, |_| ControlFlow::Continue(()))
+                .unwrap_err()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        errors[0].contains("non-finite logit at index 0"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(errors[1], errors[0]);
 }

@@ -7,6 +7,7 @@ mod common;
 use common::greedy::check_greedy_cases;
 use common::layers::{assert_within, layer_diffs};
 use common::*;
+use dia_model::SamplingSite::Host;
 use dia_model::{ModelOptions, backend};
 
 #[test]
@@ -16,6 +17,6 @@ fn flex_without_custom_kernels_matches_reference() {
     let device = Default::default();
     let diffs = layer_diffs::<Flex>("dia-tiny", "dia-tiny", ModelOptions::default(), &device);
     assert_within(&diffs, 1e-4, "flex, kernels off");
-    check_greedy_cases::<Flex>("dia-tiny", "dia-tiny", usize::MAX, &device);
-    check_greedy_cases::<Flex>("dia-tiny-orig", "dia-tiny-orig", usize::MAX, &device);
+    check_greedy_cases::<Flex>("dia-tiny", "dia-tiny", usize::MAX, Host, &device);
+    check_greedy_cases::<Flex>("dia-tiny-orig", "dia-tiny-orig", usize::MAX, Host, &device);
 }

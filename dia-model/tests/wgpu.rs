@@ -12,7 +12,9 @@ use burn::tensor::DType;
 use common::batching::{group_logits_diff, run, schedule, solo};
 use common::greedy::{case_inputs, check_greedy_cases, golden_cases};
 use common::layers::{Diffs, assert_within, layer_diffs};
-use dia_model::{DiaModel, ModelOptions, TextBatch, encode_text, generate};
+use common::sites::{check_device_sampling_is_seeded, check_device_stops_like_host};
+use dia_model::SamplingSite::{Auto, Host};
+use dia_model::{DEFAULT_READ_BACK, DiaModel, ModelOptions, TextBatch, encode_text, generate};
 
 /// `burn::backend::Wgpu`: the CubeCL wgpu runtime behind Burn's kernel fusion, as dia-infer runs.
 type Wgpu = burn::backend::Wgpu<f32>;
@@ -33,6 +35,9 @@ const GROUPED_LOGITS_TOL: f32 = 1e-5;
 
 /// Golden cases whose greedy codes are compared (the "first two").
 const GREEDY_CASES: usize = 2;
+
+/// Golden cases compared with the device choosing the tokens: the first two and the batch.
+const DEVICE_GREEDY_CASES: usize = 3;
 
 fn diff(diffs: &Diffs, name: &str) -> f32 {
     diffs.iter().find(|(n, _)| *n == name).expect(name).1
@@ -59,7 +64,24 @@ fn f32_layers_match_reference() {
 
 #[test]
 fn f32_greedy_codes_match_reference() {
-    check_greedy_cases::<Wgpu>("dia-tiny", "dia-tiny", GREEDY_CASES, &WgpuDevice::default());
+    let device = WgpuDevice::default();
+    check_greedy_cases::<Wgpu>("dia-tiny", "dia-tiny", GREEDY_CASES, Host, &device);
+}
+
+/// The device path (wgpu's default): greedy codes, EOS in mid-interval and a batch with a
+/// prompt as the reference's; a stop in mid-interval as the host's; seeded draws that repeat.
+#[test]
+fn f32_greedy_codes_match_reference_sampling_on_the_device() {
+    let device = WgpuDevice::default();
+    check_greedy_cases::<Wgpu>("dia-tiny", "dia-tiny", DEVICE_GREEDY_CASES, Auto, &device);
+    let model = DiaModel::<Wgpu>::load(
+        &common::fixture("dia-tiny"),
+        ModelOptions::default(),
+        &device,
+    )
+    .unwrap();
+    check_device_stops_like_host(&model, DEFAULT_READ_BACK);
+    check_device_sampling_is_seeded(&model, DEFAULT_READ_BACK);
 }
 
 #[test]

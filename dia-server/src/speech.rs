@@ -125,6 +125,7 @@ fn generation_config(sampling: &Sampling, ready: &Ready) -> GenerationConfig {
             .cfg_filter_top_k
             .unwrap_or(defaults.cfg_filter_top_k),
         seed: sampling.seed.unwrap_or_else(rand::random),
+        ..defaults
     }
 }
 

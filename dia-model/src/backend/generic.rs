@@ -1,12 +1,12 @@
 //! The hooks' default implementations with Burn's own ops: what every backend runs unless it
 //! overrides a hook, and what an override falls back to for shapes or dtypes it does not take.
 
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Tensor};
 
+use crate::backend::DiaBackend;
 use crate::dense::Dense;
 
 /// `x` · `weight` with Burn's matmul: a float weight cast to `x`'s dtype if stored in another,
@@ -26,6 +26,52 @@ pub fn project<B: Backend>(x: Tensor<B, 2>, weight: &Dense<B>) -> Tensor<B, 2> {
     }
 }
 
+/// `x` `[batch, seq, in]` · `weight`, split into `[batch, heads, seq, head_dim]` per entry of
+/// `heads`: views of one product (`[batch, seq, Σ heads, head_dim]`, narrowed by head), which
+/// Burn's strided ops read without a copy.
+pub fn project_heads<B: DiaBackend>(
+    x: Tensor<B, 3>,
+    weight: &Dense<B>,
+    heads: &[usize],
+    head_dim: usize,
+) -> Vec<Tensor<B, 4>> {
+    let [batch, seq, _] = x.dims();
+    let total = heads.iter().sum();
+    let y = weight.forward(x).reshape([batch, seq, total, head_dim]);
+    let mut start = 0;
+    heads
+        .iter()
+        .map(|&n| {
+            start += n;
+            y.clone().narrow(2, start - n, n).swap_dims(1, 2)
+        })
+        .collect()
+}
+
+/// [`project_heads`] from [`crate::DiaBackend::project_split`]'s parts: each contiguous where
+/// the backend makes it so.
+pub fn project_heads_split<B: DiaBackend>(
+    x: Tensor<B, 3>,
+    weight: &Dense<B>,
+    heads: &[usize],
+    head_dim: usize,
+) -> Vec<Tensor<B, 4>> {
+    let widths: Vec<usize> = heads.iter().map(|n| n * head_dim).collect();
+    weight
+        .forward_split(x, &widths)
+        .into_iter()
+        .zip(heads)
+        .map(|(part, &n)| split_heads(part, n))
+        .collect()
+}
+
+/// `[batch, seq, heads·d]` → `[batch, heads, seq, d]`.
+pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    let [batch, seq, width] = x.dims();
+    x.reshape([batch, seq, heads, width / heads])
+        .swap_dims(1, 2)
+}
+
 /// `y` `[rows, Σ widths]` as views of consecutive column blocks.
 pub fn narrow_columns<B: Backend>(y: Tensor<B, 2>, widths: &[usize]) -> Vec<Tensor<B, 2>> {
     let mut start = 0;
@@ -38,17 +84,27 @@ pub fn narrow_columns<B: Backend>(y: Tensor<B, 2>, widths: &[usize]) -> Vec<Tens
         .collect()
 }
 
-/// Single-query attention with Burn's attention op (see [`crate::DiaBackend::attend_one`]).
+/// Single-query attention from Burn's tensor ops (see [`crate::DiaBackend::attend_one`]):
+/// q·kᵀ, masked, softmax, ·v. Burn's attention op computes the same values, but on the CubeCL
+/// backends it falls back, for a scale other than 1/√d, to a dozen kernels that fusion never
+/// sees; these ops fuse. No row is fully masked (every text has a token), so the plain softmax
+/// needs none of that fallback's guards.
 pub fn attend_one<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
     hidden: Option<Tensor<B, 4, Bool>>,
 ) -> Tensor<B, 4> {
-    let [batch, kv_heads, group, _] = q.dims();
-    let len = k.dims()[2];
-    let mask = hidden.map(|m| m.expand([batch, kv_heads, group, len]));
-    attention(q, k, v, mask, None, unit_scale())
+    // [b, kv_heads, group, d] · [b, kv_heads, d, len] -> [b, kv_heads, group, len].
+    let scores = q.matmul(k.swap_dims(2, 3));
+    let scores = match hidden {
+        Some(mask) => {
+            let shape = scores.shape();
+            scores.mask_fill(mask.expand(shape), f32::NEG_INFINITY)
+        }
+        None => scores,
+    };
+    softmax(scores, 3).matmul(v)
 }
 
 /// `silu(gate) · up` with Burn's ops.

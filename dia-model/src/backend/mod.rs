@@ -39,6 +39,19 @@ pub trait DiaBackend: DacBackend {
         generic::narrow_columns(Self::project(x, weight), widths)
     }
 
+    /// `x` `[b, s, in]` · `weight`, its columns split into parts of `heads[i]` heads of
+    /// `head_dim`, each `[b, heads, s, head_dim]`: the fused q/k/v projection, ready for RoPE and
+    /// attention. The default returns views of one product; a backend whose strided views are
+    /// slow returns contiguous parts ([`generic::project_heads_split`]).
+    fn project_heads(
+        x: Tensor<Self, 3>,
+        weight: &Dense<Self>,
+        heads: &[usize],
+        head_dim: usize,
+    ) -> Vec<Tensor<Self, 4>> {
+        generic::project_heads(x, weight, heads, head_dim)
+    }
+
     /// Attention (scale 1) for one query position, as in a decode step: `q`
     /// `[b, kv_heads, group, d]` holds the query heads sharing each KV head, `k`/`v`
     /// `[b, kv_heads, len, d]` (often a view of the KV cache), `hidden` `[b, 1, 1, len]` is true
@@ -74,5 +87,11 @@ pub trait DiaBackend: DacBackend {
         value: Tensor<Self, 4>,
     ) -> Tensor<Self, 4> {
         generic::cache_write(cache, start, value)
+    }
+
+    /// Whether [`crate::SamplingSite::Auto`] chooses tokens on the device: where a host round
+    /// trip per step costs more than the sampler's kernels (the GPU backends).
+    fn samples_on_device() -> bool {
+        false
     }
 }

@@ -9,10 +9,11 @@
 use std::fmt;
 use std::ops::Range;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::decoding::{Decoding, check_finite, host_logits};
-use super::{DecodeStep, GeneratedCodes, GenerationConfig, GenerationRequest};
+use super::device::read_back;
+use super::{DecodeStep, GeneratedCodes, GenerationConfig, GenerationRequest, SamplingSite};
 use crate::backend::DiaBackend;
 use crate::cache::KvCache;
 use crate::decoder::DecodeGroup;
@@ -49,6 +50,15 @@ impl<B: DiaBackend> Slot<'_, B> {
     fn is_running(&self) -> bool {
         !self.failed && self.decoding.is_running()
     }
+
+    /// The slot's step, marking it failed on an error.
+    fn record(&mut self, outcome: Result<DecodeStep>) -> ItemStep {
+        self.failed = outcome.is_err();
+        ItemStep {
+            id: self.id,
+            outcome,
+        }
+    }
 }
 
 /// A decode that items join ([`ContinuousBatch::join`]) and leave
@@ -60,22 +70,46 @@ pub struct ContinuousBatch<'m, B: DiaBackend> {
     /// Self-attention caches of items that left, taken by the next to join.
     spare: Vec<Vec<KvCache<B>>>,
     next_id: u64,
+    /// Where every item's tokens are chosen: the host, or the device every so many steps.
+    sampling: SamplingSite,
 }
 
 impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
-    /// An empty batch of at most `max_batch` items (at least 1).
+    /// An empty batch of at most `max_batch` items (at least 1), choosing tokens where the
+    /// backend prefers ([`SamplingSite::Auto`]).
     pub fn new(model: &'m DiaModel<B>, max_batch: usize) -> Result<Self> {
+        Self::with_sampling(model, max_batch, SamplingSite::Auto)
+    }
+
+    /// [`ContinuousBatch::new`] choosing every item's tokens at `sampling` (whatever the items'
+    /// configs say). On the device, the items' steps are read back together once per interval,
+    /// and an item that joins starts decoding at the next interval.
+    pub fn with_sampling(
+        model: &'m DiaModel<B>,
+        max_batch: usize,
+        sampling: SamplingSite,
+    ) -> Result<Self> {
         if max_batch == 0 {
             return Err(DiaError::InvalidInput(
                 "a continuous batch needs at least one slot (max_batch 0)".into(),
             ));
         }
+        let sampling = match sampling.read_back::<B>() {
+            Some(0) => {
+                return Err(DiaError::InvalidInput(
+                    "sampling on the device needs a read-back interval of at least 1 step".into(),
+                ));
+            }
+            Some(read_back) => SamplingSite::Device { read_back },
+            None => SamplingSite::Host,
+        };
         Ok(Self {
             model,
             slots: Vec::with_capacity(max_batch),
             max_batch,
             spare: Vec::new(),
             next_id: 0,
+            sampling,
         })
     }
 
@@ -124,7 +158,11 @@ impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
         }
         let recycled = self.spare.pop();
         let requests = std::slice::from_ref(request);
-        let decoding = Decoding::start(self.model, requests, config, recycled)?;
+        let config = GenerationConfig {
+            sampling: self.sampling,
+            ..*config
+        };
+        let decoding = Decoding::start(self.model, requests, &config, recycled)?;
         let id = ItemId(self.next_id);
         self.next_id += 1;
         self.slots.push(Slot {
@@ -136,7 +174,9 @@ impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
     }
 
     /// Decodes one frame for every running item in one decoder pass; empty when none runs.
-    /// An error here (reading the logits back) concerns the whole pass.
+    /// An error here (reading the logits back) concerns the whole pass. With the device
+    /// choosing the tokens, a step replays the items' next read-back steps, and runs a new
+    /// interval for every running item once none is left.
     pub fn step(&mut self) -> Result<Vec<ItemStep>> {
         let running: Vec<usize> = (0..self.slots.len())
             .filter(|&s| self.slots[s].is_running())
@@ -144,8 +184,9 @@ impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
         if running.is_empty() {
             return Ok(Vec::new());
         }
-        let cfg = &self.model.config;
-        let (channels, vocab) = (cfg.decoder.num_channels, cfg.decoder.vocab_size);
+        if let SamplingSite::Device { .. } = self.sampling {
+            return self.device_step(&running);
+        }
         let ids: Vec<i64> = running
             .iter()
             .flat_map(|&s| {
@@ -153,20 +194,12 @@ impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
                 d.input_ids(d.position(), 1)
             })
             .collect();
-        let rows = 2 * running.len();
         let input = Tensor::from_data(
-            TensorData::new(ids, [rows, 1, channels]),
+            TensorData::new(ids, [2 * running.len(), 1, self.channels()]),
             &self.model.device(),
         );
-        let mut groups: Vec<DecodeGroup<'_, B>> = self
-            .slots
-            .iter_mut()
-            .filter(|s| s.is_running())
-            .map(|s| s.decoding.next_pass())
-            .collect();
-        let logits = host_logits(self.model.decode_groups(input, &mut groups))?;
-        drop(groups);
-        let per_item = 2 * channels * vocab;
+        let logits = host_logits(self.pass(&running, input, 0))?;
+        let per_item = logits.len() / running.len();
         let steps = running
             .iter()
             .zip(logits.chunks_exact(per_item))
@@ -174,14 +207,78 @@ impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
                 let slot = &mut self.slots[s];
                 let outcome = check_finite(logits, slot.decoding.position() + 1)
                     .map(|()| slot.decoding.advance(logits));
-                slot.failed = outcome.is_err();
-                ItemStep {
-                    id: slot.id,
-                    outcome,
-                }
+                slot.record(outcome)
             })
             .collect();
         Ok(steps)
+    }
+
+    /// One decoder pass over the `running` slots' rows of `input` `[2 · running, 1, channels]`
+    /// at `ahead` steps past each one's next frame; f32 logits `[2 · running, 1, channels,
+    /// vocab]`.
+    fn pass(&mut self, running: &[usize], input: Tensor<B, 3, Int>, ahead: usize) -> Tensor<B, 4> {
+        let mut groups: Vec<DecodeGroup<'_, B>> = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter(|(s, _)| running.contains(s))
+            .map(|(_, slot)| slot.decoding.next_pass(ahead))
+            .collect();
+        self.model.decode_groups(input, &mut groups)
+    }
+
+    /// [`ContinuousBatch::step`] with the device choosing the tokens.
+    fn device_step(&mut self, running: &[usize]) -> Result<Vec<ItemStep>> {
+        if running
+            .iter()
+            .all(|&s| !self.slots[s].decoding.has_pending())
+        {
+            self.run_interval(running)?;
+        }
+        let steps = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter(|(s, slot)| running.contains(s) && slot.decoding.has_pending())
+            .map(|(_, slot)| {
+                let outcome = slot.decoding.replay_device_step();
+                slot.record(outcome)
+            })
+            .collect();
+        Ok(steps)
+    }
+
+    /// Queues a read-back interval's passes (as many steps as every running item has left) on
+    /// the device, each item sampling its own rows, then reads every item's codes back at once.
+    fn run_interval(&mut self, running: &[usize]) -> Result<()> {
+        let steps = running
+            .iter()
+            .map(|&s| self.slots[s].decoding.device_steps())
+            .min()
+            .unwrap_or(0);
+        for ahead in 0..steps {
+            let inputs: Vec<_> = running
+                .iter()
+                .filter_map(|&s| self.slots[s].decoding.device_input())
+                .collect();
+            let logits = self.pass(running, Tensor::cat(inputs, 0), ahead);
+            for (i, &s) in running.iter().enumerate() {
+                let rows = logits.clone().narrow(0, 2 * i, 2);
+                self.slots[s].decoding.queue_device_step(rows, ahead);
+            }
+        }
+        let queues = running
+            .iter()
+            .filter_map(|&s| self.slots[s].decoding.take_device_queue())
+            .collect();
+        for (rows, &s) in read_back(queues)?.into_iter().zip(running) {
+            self.slots[s].decoding.set_pending(rows);
+        }
+        Ok(())
+    }
+
+    fn channels(&self) -> usize {
+        self.model.config.decoder.num_channels
     }
 
     /// Delay-free output frames `frames` of item `id`, `[frames][channels]`; `None` for an id

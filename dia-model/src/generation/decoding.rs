@@ -3,11 +3,15 @@
 //! batch and reports which delay-free frames became final, and [`Decoding::finish`] (or
 //! [`Decoding::stop`]) returns every item's codes.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 
 use burn::tensor::{Int, Tensor, TensorData};
 
+mod on_device;
+
 use super::delay::DelayedTokens;
+use super::device::{DeviceLoop, StepRow};
 use super::sampling::{Sampler, SamplerParams, SpecialIds};
 use super::{EndReason, GeneratedCodes, GenerationConfig, GenerationRequest, validate};
 use crate::backend::DiaBackend;
@@ -73,6 +77,10 @@ pub struct Decoding<'m, B: DiaBackend> {
     /// Whether every item is past its prompt and the delay after it: from then on, sampled
     /// codes replace what the buffer holds.
     bos_over: bool,
+    /// Device-side sampling and the steps per read-back, when the device chooses the tokens.
+    device: Option<(DeviceLoop<B>, usize)>,
+    /// Steps the device ran whose codes were read back but not yet replayed.
+    pending: VecDeque<StepRow>,
 }
 
 impl<'m, B: DiaBackend> Decoding<'m, B> {
@@ -144,10 +152,16 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
             sampler: Sampler::new(params, cfg.version, special, config.seed),
             step: prefill.iter().copied().min().unwrap_or(1) - 1,
             bos_over: false,
+            device: None,
+            pending: VecDeque::new(),
         };
         if decoding.step > 0 {
             let input = decoding.input(0, decoding.step);
             model.decode(input, 0, &mut decoding.state);
+        }
+        if let Some(read_back) = config.sampling.read_back::<B>() {
+            let input = decoding.input(decoding.step, 1);
+            decoding.device = Some((DeviceLoop::new(cfg, params, input), read_back));
         }
         Ok(decoding)
     }
@@ -172,6 +186,12 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
         if !self.is_running() {
             return Ok(None);
         }
+        if self.device.is_some() {
+            if self.pending.is_empty() {
+                self.run_on_device()?;
+            }
+            return self.replay_device_step().map(Some);
+        }
         let input = self.input(self.step, 1);
         let logits = self.model.decode(input, self.step, &mut self.state);
         let logits = host_logits(logits)?;
@@ -189,9 +209,9 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
         self.step < self.tokens.len() && !self.is_finished()
     }
 
-    /// The decoder state and the position the next step's frame goes to.
-    pub(super) fn next_pass(&mut self) -> DecodeGroup<'_, B> {
-        let start = self.step;
+    /// The decoder state and the position of the frame `ahead` steps after the next one.
+    pub(super) fn next_pass(&mut self, ahead: usize) -> DecodeGroup<'_, B> {
+        let start = self.step + ahead;
         DecodeGroup {
             state: &mut self.state,
             start,
@@ -201,8 +221,14 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
     /// Takes the step's f32 logits `[2 · items, channels, vocab]`: samples, forces the tails,
     /// writes the codes and reports which frames became final.
     pub(super) fn advance(&mut self, logits: &[f32]) -> DecodeStep {
+        let codes = self.sample(logits);
+        self.advance_codes(codes)
+    }
+
+    /// Takes a step's chosen codes `[items][channels]`: forces the tails (codes the device
+    /// already forced stay as they are), writes them and reports which frames became final.
+    fn advance_codes(&mut self, mut codes: Vec<Vec<u32>>) -> DecodeStep {
         let cur = self.step + 1;
-        let mut codes = self.sample(logits);
         self.force_tails(cur, &mut codes);
         let max_delay = self.model.config.max_delay();
         if !self.bos_over {

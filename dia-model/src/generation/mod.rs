@@ -5,10 +5,13 @@
 mod continuous;
 mod decoding;
 mod delay;
+mod device;
 mod sampling;
 mod validate;
 
+use std::fmt;
 use std::ops::ControlFlow;
+use std::str::FromStr;
 
 pub use self::continuous::{ContinuousBatch, ItemId, ItemStep};
 pub use self::decoding::{DecodeStep, Decoding};
@@ -33,6 +36,79 @@ pub struct GenerationConfig {
     pub top_p: f32,
     pub cfg_filter_top_k: usize,
     pub seed: u64,
+    /// Where each step's tokens are chosen.
+    pub sampling: SamplingSite,
+}
+
+/// Steps between read-backs when [`SamplingSite::Auto`] samples on the device: within the EOS
+/// countdown's 15 steps, so an ended run wastes less than its forced tail, and few enough host
+/// waits (1 in 12 steps) that the GPU's queue stays full.
+pub const DEFAULT_READ_BACK: usize = 12;
+
+/// Where a decoding chooses each step's tokens. Both sites give the same greedy codes; seeded
+/// sampling repeats on each, and the device's draws are the host's seeded uniforms, but its
+/// float rounding can tip a draw to a neighbouring token. A [`ContinuousBatch`] samples on the
+/// host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SamplingSite {
+    /// The backend's choice ([`DiaBackend::samples_on_device`]): the device on wgpu and cuda,
+    /// reading back every [`DEFAULT_READ_BACK`] steps; the host elsewhere.
+    #[default]
+    Auto,
+    /// The host reads every step's logits back and samples them: one wait per step.
+    Host,
+    /// The device samples and keeps the EOS countdown and the next input; the host reads the
+    /// codes back every `read_back` steps (at least 1) and replays them step by step, so what
+    /// the caller sees and stops on is what checking every step gives. Steps queued past the
+    /// end are discarded.
+    Device { read_back: usize },
+}
+
+impl fmt::Display for SamplingSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Host => f.write_str("host"),
+            Self::Device { read_back } => write!(f, "device:{read_back}"),
+        }
+    }
+}
+
+impl FromStr for SamplingSite {
+    type Err = String;
+
+    /// `auto`, `host`, `device` (read back every [`DEFAULT_READ_BACK`] steps) or `device:N`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || {
+            format!("unknown sampling site {s:?} (expected auto, host, device or device:N, N ≥ 1)")
+        };
+        match s.to_ascii_lowercase().split_once(':') {
+            None => match s.to_ascii_lowercase().as_str() {
+                "auto" => Ok(Self::Auto),
+                "host" => Ok(Self::Host),
+                "device" => Ok(Self::Device {
+                    read_back: DEFAULT_READ_BACK,
+                }),
+                _ => Err(bad()),
+            },
+            Some(("device", n)) => match n.parse() {
+                Ok(read_back) if read_back > 0 => Ok(Self::Device { read_back }),
+                _ => Err(bad()),
+            },
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+impl SamplingSite {
+    /// Steps between read-backs on backend `B`; `None` samples on the host.
+    pub fn read_back<B: DiaBackend>(self) -> Option<usize> {
+        match self {
+            Self::Auto => B::samples_on_device().then_some(DEFAULT_READ_BACK),
+            Self::Host => None,
+            Self::Device { read_back } => Some(read_back),
+        }
+    }
 }
 
 impl Default for GenerationConfig {
@@ -44,6 +120,7 @@ impl Default for GenerationConfig {
             top_p: 0.95,
             cfg_filter_top_k: 45,
             seed: 0,
+            sampling: SamplingSite::Auto,
         }
     }
 }
@@ -118,4 +195,27 @@ pub fn generate<B: DiaBackend>(
         }
     }
     Ok(decoding.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_sites_parse_and_print() {
+        for text in ["auto", "host", "device:12", "device:1"] {
+            assert_eq!(text.parse::<SamplingSite>().unwrap().to_string(), text);
+        }
+        let device = "DEVICE".parse::<SamplingSite>().unwrap();
+        assert_eq!(
+            device,
+            SamplingSite::Device {
+                read_back: DEFAULT_READ_BACK
+            }
+        );
+        for bad in ["gpu", "device:0", "device:x", "host:3", ""] {
+            let e = bad.parse::<SamplingSite>().unwrap_err();
+            assert!(e.contains("unknown sampling site"), "{bad}: {e}");
+        }
+    }
 }

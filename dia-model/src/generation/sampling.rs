@@ -76,6 +76,12 @@ impl Sampler {
         logits
     }
 
+    /// The next `n` uniforms in `[0, 1)` of the seeded stream [`Sampler::pick`] draws from (one
+    /// per pick), for a sampler elsewhere (the device's) to draw with; none when greedy.
+    pub(crate) fn uniforms(&mut self, n: usize) -> Option<Vec<f32>> {
+        (self.params.temperature != 0.0).then(|| (0..n).map(|_| self.rng.random::<f32>()).collect())
+    }
+
     /// Picks a token from candidate logits: argmax at temperature 0, otherwise temperature,
     /// the EOS rule, top-k, top-p and a draw from the seeded RNG.
     pub fn pick(&mut self, mut logits: Vec<f32>) -> usize {

@@ -75,6 +75,11 @@ fn check_config(cfg: &DiaConfig, config: &GenerationConfig) -> Result<()> {
     if !(config.top_p > 0.0 && config.top_p <= 1.0) {
         return invalid(format!("top_p {} must be in (0, 1]", config.top_p));
     }
+    if config.sampling == (super::SamplingSite::Device { read_back: 0 }) {
+        return invalid(
+            "sampling on the device needs a read-back interval of at least 1 step".into(),
+        );
+    }
     if config.cfg_filter_top_k == 0 || !config.cfg_scale.is_finite() {
         return invalid("cfg_filter_top_k must be at least 1 and cfg_scale finite".into());
     }

@@ -82,15 +82,17 @@ pub fn solo<B: DiaBackend>(model: &DiaModel<B>, item: &Planned) -> GeneratedCode
     out.pop().unwrap()
 }
 
-/// Runs the schedule in a batch of `max_batch` slots; an item joins at its step or, when the
-/// batch is full, at the first step after a slot frees. `cancel` = (item, step) stops one.
+/// Runs the schedule in a batch of `max_batch` slots choosing tokens at the first item's
+/// sampling site; an item joins at its step or, when the batch is full, at the first step
+/// after a slot frees. `cancel` = (item, step) stops one.
 pub fn run<B: DiaBackend>(
     model: &DiaModel<B>,
     items: &[Planned],
     max_batch: usize,
     cancel: Option<(usize, usize)>,
 ) -> (Vec<GeneratedCodes>, Vec<usize>) {
-    let mut batch = ContinuousBatch::new(model, max_batch).unwrap();
+    let sampling = items[0].config.sampling;
+    let mut batch = ContinuousBatch::with_sampling(model, max_batch, sampling).unwrap();
     let mut ids: HashMap<ItemId, usize> = HashMap::new();
     let mut done: Vec<Option<GeneratedCodes>> = items.iter().map(|_| None).collect();
     let mut joined_at = vec![usize::MAX; items.len()];

@@ -3,7 +3,8 @@
 use std::ops::ControlFlow;
 
 use dia_model::{
-    DiaBackend, DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, generate,
+    DiaBackend, DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions,
+    SamplingSite, generate,
 };
 use serde_json::Value;
 
@@ -50,6 +51,7 @@ pub fn case_inputs(
         top_p: case["top_p"].as_f64().unwrap_or(0.95) as f32,
         cfg_filter_top_k: case["top_k"].as_u64().unwrap_or(45) as usize,
         seed: 0,
+        sampling: SamplingSite::Auto,
     };
     (requests, config)
 }
@@ -61,17 +63,20 @@ pub fn golden_cases(golden_dir: &str, max_cases: usize) -> Vec<Value> {
     cases.iter().take(max_cases).cloned().collect()
 }
 
-/// Greedy codes of the first `max_cases` golden cases equal the reference's up to the first
-/// near-tie step, with the same frame count and end reason when there is none.
+/// Greedy codes of the first `max_cases` golden cases, tokens chosen at `sampling`, equal the
+/// reference's up to the first near-tie step, with the same frame count and end reason when
+/// there is none.
 pub fn check_greedy_cases<B: DiaBackend>(
     model_dir: &str,
     golden_dir: &str,
     max_cases: usize,
+    sampling: SamplingSite,
     device: &B::Device,
 ) {
     let model = DiaModel::<B>::load(&fixture(model_dir), ModelOptions::default(), device).unwrap();
     for (index, case) in golden_cases(golden_dir, max_cases).iter().enumerate() {
-        let (requests, config) = case_inputs(golden_dir, case, index);
+        let (requests, mut config) = case_inputs(golden_dir, case, index);
+        config.sampling = sampling;
         let prefill: Vec<usize> = requests
             .iter()
             .map(|r| r.audio_prompt.as_ref().map_or(0, Vec::len) + 1)
@@ -95,7 +100,7 @@ pub fn check_greedy_cases<B: DiaBackend>(
         let delays = &model.config.delay_pattern;
         for (item, (got, want)) in out.iter().zip(want_codes).enumerate() {
             let want = want.as_array().unwrap();
-            let label = format!("{model_dir} case {index} item {item}");
+            let label = format!("{model_dir} case {index} item {item} ({sampling:?})");
             if trusted_steps == usize::MAX {
                 assert_eq!(got.codes.len(), want.len(), "{label}: frame count");
             }

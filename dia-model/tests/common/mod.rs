@@ -4,6 +4,7 @@
 pub mod batching;
 pub mod greedy;
 pub mod layers;
+pub mod sites;
 
 use std::path::PathBuf;
 

@@ -59,6 +59,15 @@ impl DiaBackend for Flex {
         parts.unwrap_or_else(|| generic::narrow_columns(y, widths))
     }
 
+    fn project_heads(
+        x: Tensor<Self, 3>,
+        weight: &Dense<Self>,
+        heads: &[usize],
+        head_dim: usize,
+    ) -> Vec<Tensor<Self, 4>> {
+        generic::project_heads_split(x, weight, heads, head_dim)
+    }
+
     fn attend_one(
         q: Tensor<Self, 4>,
         k: Tensor<Self, 4>,
