@@ -7,7 +7,8 @@
 #   scripts/gpu-check.sh run              (on the GPU machine, with gpu/ carried) writes under $OUT
 #
 # `run` measures every gpu/dia-bench-*.gz it finds (so a change is measured beside the code it
-# replaces), each at the full size with random weights, bf16/f16/f32, on cuda and wgpu, then the
+# replaces), each at the full size with random weights, bf16/f16/f32, on cuda and wgpu, sampling
+# on the host and on the device where the binary can (SAMPLING=host,device), then the
 # PyTorch anchors (eager bf16/f16/f32, compiled bf16), with CubeCL's autotune and kernel caches
 # kept between the configurations (cubecl.toml in the working folder). Every part has its own
 # time limit, so one that hangs costs its limit and the rest still report.
@@ -46,9 +47,14 @@ run() {
         name="$(basename "$packed" .gz)"
         gunzip -c "$packed" > "$work/$name"
         chmod +x "$work/$name"
+        # Both sampling sites where the binary has them (host: a read-back every step).
+        local sampling=()
+        if "$work/$name" report --help | grep -q -- --sampling; then
+            sampling=(--sampling "${SAMPLING:-host,device}")
+        fi
         (cd "$work" && timeout "${BENCH_LIMIT:-240}" "./$name" report --size "${SIZE:-full}" \
             --backends "${BACKENDS:-cuda,wgpu}" --dtypes bf16,f16,f32 --rope-table on --fused-qkv on \
-            --steps "$steps" --warmup "$warmup" --dac-seconds 0 --out "$out/$name") \
+            "${sampling[@]}" --steps "$steps" --warmup "$warmup" --dac-seconds 0 --out "$out/$name") \
             > "$out/$name.log" 2>&1 || echo "exit $?" >> "$out/$name.log"
     done
 

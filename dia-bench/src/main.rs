@@ -12,7 +12,7 @@ use dia_bench::machine::Machine;
 use dia_bench::measure::{Plan, Row, measure};
 use dia_bench::report::Report;
 use dia_bench::seams::{self, SeamPlan};
-use dia_bench::setting::{Knob, Precision, Setting, Size};
+use dia_bench::setting::{Knob, Precision, Sampling, Setting, Size};
 use dia_bench::soak::{self, SoakPlan};
 use dia_model::BackendKind;
 
@@ -73,6 +73,9 @@ struct ReportArgs {
     /// over them).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     requests: Vec<usize>,
+    /// Where the decode chooses its tokens: auto (the backend's choice), host, device.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "auto")]
+    sampling: Vec<Sampling>,
     /// Worker threads per configuration (default: every core).
     #[arg(long)]
     threads: Option<usize>,
@@ -247,6 +250,7 @@ fn soak(args: &SoakArgs) -> Result<()> {
         rope_table: true,
         fused_qkv: true,
         requests: 1,
+        sampling: Sampling::Auto,
     };
     let plan = SoakPlan {
         steps: args.steps,
@@ -305,15 +309,18 @@ fn report(args: ReportArgs) -> Result<()> {
                 for &rope_table in args.rope_table.values() {
                     for &fused_qkv in args.fused_qkv.values() {
                         for &requests in &args.requests {
-                            settings.push(Setting {
-                                size,
-                                backend,
-                                dtype: precision.dtype,
-                                weights: precision.weights,
-                                rope_table,
-                                fused_qkv,
-                                requests,
-                            });
+                            for &sampling in &args.sampling {
+                                settings.push(Setting {
+                                    size,
+                                    backend,
+                                    dtype: precision.dtype,
+                                    weights: precision.weights,
+                                    rope_table,
+                                    fused_qkv,
+                                    requests,
+                                    sampling,
+                                });
+                            }
                         }
                     }
                 }
@@ -326,7 +333,8 @@ fn report(args: ReportArgs) -> Result<()> {
         // The codec does not depend on the model's knobs: time it once per size, backend, dtype.
         let dac = setting.rope_table == args.rope_table.values()[0]
             && setting.fused_qkv == args.fused_qkv.values()[0]
-            && setting.requests == args.requests[0];
+            && setting.requests == args.requests[0]
+            && setting.sampling == args.sampling[0];
         eprint!("[{}/{total}] {setting} ... ", i + 1);
         let _ = std::io::stderr().flush();
         let row = run_child(&setting, &args.plan, dac, threads);

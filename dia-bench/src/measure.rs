@@ -80,9 +80,13 @@ pub struct Row {
     #[serde(default)]
     pub syncs_per_step: Option<f64>,
     /// The launches of one decode step after the timed ones, by kernel name (the CubeCL
-    /// backends): where [`Row::kernels_per_step`] goes.
+    /// backends): where [`Row::kernels_per_step`] goes. With the device sampling, a read-back
+    /// interval's launches per step, rounded.
     #[serde(default)]
     pub kernels_by_name: Option<BTreeMap<String, u64>>,
+    /// Steps per read-back when the device chose the tokens; `None` when the host did.
+    #[serde(default)]
+    pub read_back: Option<usize>,
     pub error: Option<String>,
 }
 
@@ -111,6 +115,7 @@ impl Row {
             kernels_per_step: None,
             syncs_per_step: None,
             kernels_by_name: None,
+            read_back: None,
             error: None,
         }
     }
@@ -170,7 +175,14 @@ impl OnBackend for Job<'_> {
         row.decoder_bytes_per_step = Some(weight_bytes(&model.decoder) - tables - cross_kv);
 
         row.encoder_ms = Some(encoder_ms(&model, &device)?);
-        let steps = decode_steps(&model, plan, setting.requests)?;
+        let (config, request) = bench_generation(&model);
+        let config = GenerationConfig {
+            sampling: setting.sampling.site(),
+            ..config
+        };
+        row.read_back = config.sampling.read_back::<B>();
+        let requests = vec![request; setting.requests];
+        let steps = decode_steps(&model, plan, &requests, &config, row.read_back.unwrap_or(1))?;
         row.first_step_ms = Some(steps.first_ms);
         row.aggregate_frames_per_s = Some(steps.aggregate_frames_per_s);
         if counters::counting() && !steps.step_ms.is_empty() {
@@ -281,6 +293,7 @@ fn bench_generation<B: DiaBackend>(model: &DiaModel<B>) -> (GenerationConfig, Ge
     (config, request)
 }
 
+#[derive(Default)]
 struct StepTimes {
     first_ms: f64,
     step_ms: Vec<f64>,
@@ -292,58 +305,67 @@ struct StepTimes {
     named_step: Option<BTreeMap<String, u64>>,
 }
 
-/// Decodes `requests` requests of [`TEXT`] (the reference's sampling settings, a seed each) on
-/// one continuous batch, timing every step after the warm-up; `first_ms` runs from the start
-/// to the first step's end (joins included).
+/// Decodes `requests` (a seed each) on one continuous batch choosing tokens at
+/// `config.sampling`, timing every step after the warm-up. The host waits once per `read_back`
+/// steps (1 when it samples), so each such interval is timed whole and its steps count its
+/// mean; the interval after the timed ones is not timed but names its kernels (per step,
+/// rounded). `first_ms` runs from the start to the first step's end (joins included).
 fn decode_steps<B: DiaBackend>(
     model: &DiaModel<B>,
     plan: &Plan,
-    requests: usize,
+    requests: &[GenerationRequest],
+    config: &GenerationConfig,
+    read_back: usize,
 ) -> Result<StepTimes> {
-    let (config, request) = bench_generation(model);
     let start = Instant::now();
-    let mut batch = ContinuousBatch::new(model, requests)?;
-    for seed in 0..requests as u64 {
-        batch.join(&request, &GenerationConfig { seed, ..config })?;
+    let mut batch = ContinuousBatch::with_sampling(model, requests.len(), config.sampling)?;
+    for (seed, request) in (0..).zip(requests) {
+        batch.join(request, &GenerationConfig { seed, ..*config })?;
     }
-    let mut step_ms = Vec::new();
-    let (mut frames, mut timed_ms) = (0, 0.0);
-    let mut first_ms = None;
-    let mut counts = Counts::default();
-    let mut named_step = None;
-    for done in 0.. {
-        // The step after the timed ones is not timed: it names its kernels.
-        let naming = step_ms.len() >= plan.steps;
-        if naming {
-            counters::name_launches(true);
-        }
-        let step_start = Instant::now();
+    let mut times = StepTimes {
+        first_ms: f64::NAN,
+        ..StepTimes::default()
+    };
+    let (mut timed_frames, mut timed_ms, mut done) = (0, 0.0, 0);
+    loop {
+        let naming = times.step_ms.len() >= plan.steps;
+        counters::name_launches(naming);
+        let interval_start = Instant::now();
         let counted = counters::now();
-        let decoded = batch.step()?.len();
+        let (mut steps, mut frames) = (0, 0);
+        while steps < read_back {
+            let decoded = batch.step()?.len();
+            if decoded == 0 {
+                break;
+            }
+            if done + steps == 0 {
+                times.first_ms = ms(start);
+            }
+            steps += 1;
+            frames += decoded;
+        }
+        let elapsed = ms(interval_start);
         if naming {
             counters::name_launches(false);
-            named_step = (decoded > 0).then(counters::launches_by_name);
+            let per_step = |n: u64| (n as f64 / steps.max(1) as f64).round() as u64;
+            let names = counters::launches_by_name().into_iter();
+            times.named_step = (steps > 0).then(|| names.map(|(k, n)| (k, per_step(n))).collect());
         }
-        if decoded == 0 || naming {
+        if steps == 0 || naming {
             break;
         }
-        let elapsed = ms(step_start);
-        if first_ms.is_none() {
-            first_ms = Some(ms(start));
-        } else if done > plan.warmup {
-            step_ms.push(elapsed);
+        if done > plan.warmup {
+            times
+                .step_ms
+                .extend(std::iter::repeat_n(elapsed / steps as f64, steps));
             timed_ms += elapsed;
-            frames += decoded;
-            counts = counts.plus(counters::now().since(counted));
+            timed_frames += frames;
+            times.counts = times.counts.plus(counters::now().since(counted));
         }
+        done += steps;
     }
-    Ok(StepTimes {
-        first_ms: first_ms.unwrap_or(f64::NAN),
-        step_ms,
-        aggregate_frames_per_s: frames as f64 / (timed_ms / 1000.0),
-        counts,
-        named_step,
-    })
+    times.aggregate_frames_per_s = timed_frames as f64 / (timed_ms / 1000.0);
+    Ok(times)
 }
 
 /// Streaming generations timed for [`Row::first_audio_ms`]: one alone swings by a fifth on a

@@ -68,9 +68,9 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| size | backend | dtype | weights | rope table | fused qkv | fusion | requests | steps/s | aggregate frames/s | × realtime | step ms (min–max) | of bound | encoder ms | first step ms | first audio s | DAC ms per audio s (streamed) | load s | weights GB | peak RSS GB | kernels/step | syncs/step | error |"
+            "| size | backend | dtype | weights | rope table | fused qkv | fusion | requests | sampling | steps/s | aggregate frames/s | × realtime | step ms (min–max) | of bound | encoder ms | first step ms | first audio s | DAC ms per audio s (streamed) | load s | weights GB | peak RSS GB | kernels/step | syncs/step | error |"
         );
-        let _ = writeln!(s, "|{}", "---|".repeat(23));
+        let _ = writeln!(s, "|{}", "---|".repeat(24));
         for r in &self.rows {
             let _ = writeln!(s, "| {} |", self.cells(r).join(" | "));
         }
@@ -105,6 +105,11 @@ impl Report {
             on(st.fused_qkv),
             r.fusion.map_or("–".into(), on),
             st.requests.to_string(),
+            match r.read_back {
+                Some(n) => format!("device (1/{n})"),
+                None if r.error.is_some() => "–".into(),
+                None => "host".into(),
+            },
             f(r.decode_steps_per_s, 2),
             f(r.aggregate_frames_per_s, 2),
             f(r.realtime_factor, 3),

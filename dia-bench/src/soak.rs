@@ -181,6 +181,7 @@ mod tests {
             rope_table: true,
             fused_qkv: true,
             requests: 1,
+            sampling: Default::default(),
         };
         let mut plan = SoakPlan {
             steps: 300,
