@@ -43,13 +43,27 @@ impl<B: DiaBackend> Decoding<'_, B> {
         Ok(())
     }
 
-    /// Steps the next read-back interval may run: the interval, or what is left of the buffer;
-    /// 0 on the host path.
+    /// Steps the next read-back interval may run: the interval, no further than the buffer,
+    /// and, while an item has no final frame yet, no further than the step that makes its
+    /// first one final (a stream's first audio comes when the host path's would); 0 on the
+    /// host path.
     pub(in crate::generation) fn device_steps(&self) -> usize {
+        let Some((_, every)) = &self.device else {
+            return 0;
+        };
+        let max_delay = self.model.config.max_delay();
+        let first_final = self
+            .items
+            .iter()
+            // An item that ended at its first frame has none to report.
+            .filter(|item| {
+                item.reported == 0 && item.ended.is_none_or(|(end, _)| end > item.prefill)
+            })
+            .map(|item| (item.prefill + max_delay).saturating_sub(self.step).max(1))
+            .min()
+            .unwrap_or(usize::MAX);
         let left = self.tokens.len().saturating_sub(self.step);
-        self.device
-            .as_ref()
-            .map_or(0, |(_, every)| left.min(*every))
+        left.min(*every).min(first_final)
     }
 
     /// The decoder input of the next queued device step `[2 · items, 1, channels]`.
@@ -115,5 +129,55 @@ impl<B: DiaBackend> Decoding<'_, B> {
             Tensor::from_data(TensorData::new(values, shape), &device),
             Tensor::from_data(TensorData::new(set, shape), &device),
         ))
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use std::path::Path;
+
+    use crate::generation::{GenerationConfig, GenerationRequest, SamplingSite};
+    use crate::{Decoding, DiaModel, ModelOptions};
+
+    /// Each item's first final frame is replayed from the last step read back: nothing runs
+    /// ahead of it, so a stream's first audio is not held back by the read-back interval.
+    #[test]
+    fn the_first_final_frame_ends_a_read_back() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/fixtures/dia-tiny");
+        let device = Default::default();
+        let model = DiaModel::<burn_flex::Flex>::load(&dir, ModelOptions::default(), &device)
+            .expect("the fixture loads");
+        let requests = [
+            GenerationRequest {
+                text: "[S1] First.".into(),
+                audio_prompt: None,
+            },
+            GenerationRequest {
+                text: "[S2] Prompted.".into(),
+                audio_prompt: Some(vec![vec![7; 9]; 4]),
+            },
+        ];
+        let config = GenerationConfig {
+            max_tokens: 60,
+            temperature: 0.0,
+            sampling: SamplingSite::Device { read_back: 12 },
+            ..GenerationConfig::default()
+        };
+        let mut decoding = Decoding::new(&model, &requests, &config).expect("valid requests");
+        let mut first = [None, None];
+        while let Some(step) = decoding.step().expect("finite logits") {
+            for (item, frames) in step.new_frames.iter().enumerate() {
+                if first[item].is_none() && !frames.is_empty() {
+                    first[item] = Some(step.frame);
+                    assert!(
+                        !decoding.has_pending(),
+                        "item {item}: steps ran ahead of frame {}",
+                        step.frame
+                    );
+                }
+            }
+        }
+        // BOS + 15 steps of delay; the prompted item's 4 frames more.
+        assert_eq!(first, [Some(16), Some(20)]);
     }
 }
