@@ -225,8 +225,8 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
         self.advance_codes(codes)
     }
 
-    /// Takes a step's chosen codes `[items][channels]`: forces the tails (codes the device
-    /// already forced stay as they are), writes them and reports which frames became final.
+    /// Takes a step's codes `[items][channels]` as sampled (here or on the device): forces the
+    /// tails, writes them and reports which frames became final.
     fn advance_codes(&mut self, mut codes: Vec<Vec<u32>>) -> DecodeStep {
         let cur = self.step + 1;
         self.force_tails(cur, &mut codes);
