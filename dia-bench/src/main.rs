@@ -12,9 +12,9 @@ use dia_bench::machine::Machine;
 use dia_bench::measure::{Plan, Row, measure};
 use dia_bench::report::Report;
 use dia_bench::seams::{self, SeamPlan};
-use dia_bench::setting::{Knob, Precision, Sampling, Setting, Size};
+use dia_bench::setting::{Knob, Precision, Setting, Size};
 use dia_bench::soak::{self, SoakPlan};
-use dia_model::BackendKind;
+use dia_model::{BackendKind, SamplingSite};
 
 #[derive(Parser)]
 #[command(
@@ -73,9 +73,10 @@ struct ReportArgs {
     /// over them).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     requests: Vec<usize>,
-    /// Where the decode chooses its tokens: auto (the backend's choice), host, device.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "auto")]
-    sampling: Vec<Sampling>,
+    /// Where the decode chooses its tokens: auto (the backend's choice), host, device
+    /// (read back every 12 steps) or device:N.
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
+    sampling: Vec<SamplingSite>,
     /// Worker threads per configuration (default: every core).
     #[arg(long)]
     threads: Option<usize>,
@@ -250,7 +251,7 @@ fn soak(args: &SoakArgs) -> Result<()> {
         rope_table: true,
         fused_qkv: true,
         requests: 1,
-        sampling: Sampling::Auto,
+        sampling: SamplingSite::Auto,
     };
     let plan = SoakPlan {
         steps: args.steps,

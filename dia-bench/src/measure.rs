@@ -177,7 +177,7 @@ impl OnBackend for Job<'_> {
         row.encoder_ms = Some(encoder_ms(&model, &device)?);
         let (config, request) = bench_generation(&model);
         let config = GenerationConfig {
-            sampling: setting.sampling.site(),
+            sampling: setting.sampling,
             ..config
         };
         row.read_back = config.sampling.read_back::<B>();

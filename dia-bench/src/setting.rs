@@ -6,8 +6,7 @@ use std::str::FromStr;
 use burn::tensor::DType;
 use dia_dac::DacConfig;
 use dia_model::{
-    BackendKind, DEFAULT_READ_BACK, DiaConfig, ModelOptions, SamplingSite, WeightStorage,
-    dtype_name, parse_dtype,
+    BackendKind, DiaConfig, ModelOptions, SamplingSite, WeightStorage, dtype_name, parse_dtype,
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,32 +123,6 @@ impl Knob {
     }
 }
 
-/// Where a row's decode chooses its tokens ([`SamplingSite`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Sampling {
-    /// The backend's choice: the device on wgpu and cuda, the host elsewhere.
-    #[default]
-    Auto,
-    /// The host, reading every step's logits back.
-    Host,
-    /// The device, reading codes back every 12 steps (dia-model's default).
-    Device,
-}
-
-impl Sampling {
-    /// The generation's sampling site.
-    pub fn site(self) -> SamplingSite {
-        match self {
-            Self::Auto => SamplingSite::Auto,
-            Self::Host => SamplingSite::Host,
-            Self::Device => SamplingSite::Device {
-                read_back: DEFAULT_READ_BACK,
-            },
-        }
-    }
-}
-
 /// One configuration: a row of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setting {
@@ -165,8 +138,9 @@ pub struct Setting {
     /// Requests decoded together on one continuous batch (each its own item and seed).
     #[serde(default = "one")]
     pub requests: usize,
+    /// Where the decode chooses its tokens.
     #[serde(default)]
-    pub sampling: Sampling,
+    pub sampling: SamplingSite,
 }
 
 fn one() -> usize {
@@ -212,7 +186,7 @@ impl fmt::Display for Setting {
         let on = |b: bool| if b { "on" } else { "off" };
         write!(
             f,
-            "{:?} {} {} rope-table {} fused-qkv {} requests {} sampling {:?}",
+            "{:?} {} {} rope-table {} fused-qkv {} requests {} sampling {}",
             self.size,
             self.backend,
             self.precision(),

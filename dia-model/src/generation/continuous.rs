@@ -13,6 +13,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::decoding::{Decoding, check_finite, host_logits};
 use super::device::read_back;
+use super::validate;
 use super::{DecodeStep, GeneratedCodes, GenerationConfig, GenerationRequest, SamplingSite};
 use crate::backend::DiaBackend;
 use crate::cache::KvCache;
@@ -94,12 +95,8 @@ impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
                 "a continuous batch needs at least one slot (max_batch 0)".into(),
             ));
         }
+        validate::check_sampling(sampling)?;
         let sampling = match sampling.read_back::<B>() {
-            Some(0) => {
-                return Err(DiaError::InvalidInput(
-                    "sampling on the device needs a read-back interval of at least 1 step".into(),
-                ));
-            }
             Some(read_back) => SamplingSite::Device { read_back },
             None => SamplingSite::Host,
         };

@@ -79,24 +79,38 @@ impl FromStr for SamplingSite {
 
     /// `auto`, `host`, `device` (read back every [`DEFAULT_READ_BACK`] steps) or `device:N`.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let bad = || {
-            format!("unknown sampling site {s:?} (expected auto, host, device or device:N, N ≥ 1)")
+        let lower = s.to_ascii_lowercase();
+        let site = match lower.split_once(':') {
+            None if lower == "auto" => Some(Self::Auto),
+            None if lower == "host" => Some(Self::Host),
+            None if lower == "device" => Some(Self::Device {
+                read_back: DEFAULT_READ_BACK,
+            }),
+            Some(("device", n)) => n
+                .parse()
+                .ok()
+                .filter(|&read_back| read_back > 0)
+                .map(|read_back| Self::Device { read_back }),
+            _ => None,
         };
-        match s.to_ascii_lowercase().split_once(':') {
-            None => match s.to_ascii_lowercase().as_str() {
-                "auto" => Ok(Self::Auto),
-                "host" => Ok(Self::Host),
-                "device" => Ok(Self::Device {
-                    read_back: DEFAULT_READ_BACK,
-                }),
-                _ => Err(bad()),
-            },
-            Some(("device", n)) => match n.parse() {
-                Ok(read_back) if read_back > 0 => Ok(Self::Device { read_back }),
-                _ => Err(bad()),
-            },
-            Some(_) => Err(bad()),
-        }
+        site.ok_or_else(|| {
+            format!("unknown sampling site {s:?} (expected auto, host, device or device:N, N ≥ 1)")
+        })
+    }
+}
+
+/// As its name (`auto`, `host`, `device:N`), for reports and configs.
+impl serde::Serialize for SamplingSite {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SamplingSite {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -51,6 +51,16 @@ pub fn check_encoded(encoded: &[EncodedText], text_len: usize) -> Result<()> {
     Ok(())
 }
 
+/// A device sampling site reads back at least every step.
+pub fn check_sampling(sampling: super::SamplingSite) -> Result<()> {
+    if sampling == (super::SamplingSite::Device { read_back: 0 }) {
+        return invalid(
+            "sampling on the device needs a read-back interval of at least 1 step".into(),
+        );
+    }
+    Ok(())
+}
+
 fn check_config(cfg: &DiaConfig, config: &GenerationConfig) -> Result<()> {
     let limit = cfg.decoder.max_position_embeddings;
     if config.max_tokens > limit {
@@ -75,11 +85,7 @@ fn check_config(cfg: &DiaConfig, config: &GenerationConfig) -> Result<()> {
     if !(config.top_p > 0.0 && config.top_p <= 1.0) {
         return invalid(format!("top_p {} must be in (0, 1]", config.top_p));
     }
-    if config.sampling == (super::SamplingSite::Device { read_back: 0 }) {
-        return invalid(
-            "sampling on the device needs a read-back interval of at least 1 step".into(),
-        );
-    }
+    check_sampling(config.sampling)?;
     if config.cfg_filter_top_k == 0 || !config.cfg_scale.is_finite() {
         return invalid("cfg_filter_top_k must be at least 1 and cfg_scale finite".into());
     }
