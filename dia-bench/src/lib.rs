@@ -5,12 +5,14 @@
 //! a crash is one failed row) and writes `report.json`, `report.md` and `report.svg`.
 //! `dia-bench seams` measures the joins of long-form audio ([`seams`]), `dia-bench soak` the
 //! memory of a full-length generation ([`soak`]), `dia-bench codec` where a codec decode's time
-//! goes ([`codec`]). On the GPU backends a step's kernel launches, compilations and host waits
+//! goes ([`codec`]), `dia-bench kernels` what each decode hook costs with the backend's own
+//! kernels and without ([`kernels`]). On the GPU backends a step's kernel launches, compilations and host waits
 //! are counted from trace spans ([`counters`]).
 
 pub mod chart;
 pub mod codec;
 pub mod counters;
+pub mod kernels;
 pub mod machine;
 pub mod measure;
 pub mod report;

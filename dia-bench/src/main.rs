@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use burn::tensor::DType;
 use clap::{Args, Parser, Subcommand};
 use dia_bench::codec::{self, CodecPlan};
 use dia_bench::counters;
+use dia_bench::kernels::{self, KernelPlan};
 use dia_bench::machine::Machine;
 use dia_bench::measure::{Plan, Row, measure};
 use dia_bench::report::Report;
@@ -39,6 +41,10 @@ enum Cmd {
     /// Times each layer type of a DAC decode and the whole decode, with the backend's own
     /// kernels and with Burn's generic ops (codec.md, codec.json).
     Codec(CodecArgs),
+    /// Times each decode-step hook (attention, residual + norm, RoPE) at a model size's
+    /// shapes, with the backend's own kernels and with Burn's generic ops, and counts their
+    /// launches (kernels.md, kernels.json).
+    Kernels(KernelArgs),
     /// Measures one configuration and prints its row as JSON (used by `report`).
     #[command(hide = true)]
     RunOne {
@@ -77,6 +83,10 @@ struct ReportArgs {
     /// (read back every 12 steps) or device:N.
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     sampling: Vec<SamplingSite>,
+    /// The backend's own kernels (Flex's SIMD passes, the CubeCL decode kernels), Burn's
+    /// generic ops instead, or both.
+    #[arg(long, value_enum, default_value = "on")]
+    custom_kernels: Knob,
     /// Worker threads per configuration (default: every core).
     #[arg(long)]
     threads: Option<usize>,
@@ -144,6 +154,37 @@ struct CodecArgs {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Directory for codec.md and codec.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct KernelArgs {
+    /// Backend (default: the best compiled in).
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// Model size whose decoder shapes are used.
+    #[arg(long, default_value = "full")]
+    size: Size,
+    /// Compute dtype (f32, f16, bf16).
+    #[arg(long, default_value = "f32", value_parser = dia_model::parse_dtype)]
+    dtype: DType,
+    /// Decoder rows (two per item with classifier-free guidance).
+    #[arg(long, default_value_t = 2)]
+    rows: usize,
+    /// Keys in the self-attention cache.
+    #[arg(long, default_value_t = 1024)]
+    cache: usize,
+    /// Text positions the cross-attention reads.
+    #[arg(long, default_value_t = 1024)]
+    text: usize,
+    /// Calls per timed run.
+    #[arg(long, default_value_t = 50)]
+    calls: usize,
+    /// Runs per path (ours and Burn's generic ops alternate).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Directory for kernels.md and kernels.json.
     #[arg(long)]
     out: PathBuf,
 }
@@ -216,7 +257,32 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Seams(args) => seams(&args),
         Cmd::Soak(args) => soak(&args),
         Cmd::Codec(args) => codec(&args),
+        Cmd::Kernels(args) => kernels(&args),
     }
+}
+
+fn kernels(args: &KernelArgs) -> Result<()> {
+    if [args.rows, args.cache, args.text, args.calls, args.runs].contains(&0) {
+        bail!("--rows, --cache, --text, --calls and --runs must be at least 1");
+    }
+    let plan = KernelPlan {
+        backend: backends(std::slice::from_ref(&args.backend))?[0],
+        size: args.size,
+        dtype: args.dtype,
+        rows: args.rows,
+        cache: args.cache,
+        text: args.text,
+        calls: args.calls,
+        runs: args.runs,
+    };
+    let threads = rayon::current_num_threads();
+    let profile = kernels::profile(&plan, Machine::detect(threads))?;
+    write_report(
+        &args.out,
+        "kernels",
+        &serde_json::to_string_pretty(&profile)?,
+        &kernels::markdown(&profile),
+    )
 }
 
 fn codec(args: &CodecArgs) -> Result<()> {
@@ -252,6 +318,7 @@ fn soak(args: &SoakArgs) -> Result<()> {
         fused_qkv: true,
         requests: 1,
         sampling: SamplingSite::Auto,
+        custom_kernels: true,
     };
     let plan = SoakPlan {
         steps: args.steps,
@@ -311,16 +378,19 @@ fn report(args: ReportArgs) -> Result<()> {
                     for &fused_qkv in args.fused_qkv.values() {
                         for &requests in &args.requests {
                             for &sampling in &args.sampling {
-                                settings.push(Setting {
-                                    size,
-                                    backend,
-                                    dtype: precision.dtype,
-                                    weights: precision.weights,
-                                    rope_table,
-                                    fused_qkv,
-                                    requests,
-                                    sampling,
-                                });
+                                for &custom_kernels in args.custom_kernels.values() {
+                                    settings.push(Setting {
+                                        size,
+                                        backend,
+                                        dtype: precision.dtype,
+                                        weights: precision.weights,
+                                        rope_table,
+                                        fused_qkv,
+                                        requests,
+                                        sampling,
+                                        custom_kernels,
+                                    });
+                                }
                             }
                         }
                     }
@@ -335,7 +405,8 @@ fn report(args: ReportArgs) -> Result<()> {
         let dac = setting.rope_table == args.rope_table.values()[0]
             && setting.fused_qkv == args.fused_qkv.values()[0]
             && setting.requests == args.requests[0]
-            && setting.sampling == args.sampling[0];
+            && setting.sampling == args.sampling[0]
+            && setting.custom_kernels == args.custom_kernels.values()[0];
         eprint!("[{}/{total}] {setting} ... ", i + 1);
         let _ = std::io::stderr().flush();
         let row = run_child(&setting, &args.plan, dac, threads);

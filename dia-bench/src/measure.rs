@@ -131,6 +131,7 @@ impl Row {
 
 /// Measures `setting` on its backend.
 pub fn measure(setting: &Setting, plan: &Plan) -> Result<Row> {
+    dia_model::backend::set_custom_kernels(setting.custom_kernels);
     setting.backend.run(Job { setting, plan })?
 }
 
@@ -158,12 +159,7 @@ impl OnBackend for Job<'_> {
         row.weights_bytes = Some(weight_bytes(&model));
         // A step reads every decoder weight but nine embedding rows and the cross-attention
         // K/V projections (used once, at set-up).
-        let tables: u64 = model
-            .decoder
-            .embeddings
-            .iter()
-            .map(|t| tensor_bytes(&t.val()))
-            .sum();
+        let tables = tensor_bytes(&model.decoder.embeddings.val());
         let cross_kv: u64 = model
             .decoder
             .layers

@@ -68,9 +68,9 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| size | backend | dtype | weights | rope table | fused qkv | fusion | requests | sampling | steps/s | aggregate frames/s | × realtime | step ms (min–max) | of bound | encoder ms | first step ms | first audio s | DAC ms per audio s (streamed) | load s | weights GB | peak RSS GB | kernels/step | syncs/step | error |"
+            "| size | backend | dtype | weights | rope table | fused qkv | fusion | requests | sampling | custom kernels | steps/s | aggregate frames/s | × realtime | step ms (min–max) | of bound | encoder ms | first step ms | first audio s | DAC ms per audio s (streamed) | load s | weights GB | peak RSS GB | kernels/step | syncs/step | error |"
         );
-        let _ = writeln!(s, "|{}", "---|".repeat(24));
+        let _ = writeln!(s, "|{}", "---|".repeat(25));
         for r in &self.rows {
             let _ = writeln!(s, "| {} |", self.cells(r).join(" | "));
         }
@@ -110,6 +110,7 @@ impl Report {
                 None if r.error.is_some() => "–".into(),
                 None => "host".into(),
             },
+            on(st.custom_kernels),
             f(r.decode_steps_per_s, 2),
             f(r.aggregate_frames_per_s, 2),
             f(r.realtime_factor, 3),

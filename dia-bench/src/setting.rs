@@ -141,10 +141,18 @@ pub struct Setting {
     /// Where the decode chooses its tokens.
     #[serde(default)]
     pub sampling: SamplingSite,
+    /// The backend's own kernels (Flex's SIMD passes, the CubeCL decode kernels) or Burn's
+    /// generic ops throughout ([`dia_model::backend::set_custom_kernels`]).
+    #[serde(default = "yes")]
+    pub custom_kernels: bool,
 }
 
 fn one() -> usize {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Setting {
@@ -186,14 +194,15 @@ impl fmt::Display for Setting {
         let on = |b: bool| if b { "on" } else { "off" };
         write!(
             f,
-            "{:?} {} {} rope-table {} fused-qkv {} requests {} sampling {}",
+            "{:?} {} {} rope-table {} fused-qkv {} requests {} sampling {} custom-kernels {}",
             self.size,
             self.backend,
             self.precision(),
             on(self.rope_table),
             on(self.fused_qkv),
             self.requests,
-            self.sampling
+            self.sampling,
+            on(self.custom_kernels)
         )
     }
 }

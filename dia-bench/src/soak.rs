@@ -182,6 +182,7 @@ mod tests {
             fused_qkv: true,
             requests: 1,
             sampling: Default::default(),
+            custom_kernels: true,
         };
         let mut plan = SoakPlan {
             steps: 300,

@@ -28,8 +28,12 @@ pub struct DecoderLayer<B: Backend> {
 /// The audio decoder.
 #[derive(Module, Debug)]
 pub struct Decoder<B: Backend> {
-    /// One `[vocab, dim]` table per channel; a frame's input is the sum of its nine rows.
-    pub embeddings: Vec<Param<Tensor<B, 2>>>,
+    /// The channels' `[vocab, dim]` tables stacked, `[channels · vocab, dim]` (channel `c`'s
+    /// token `v` is row `c · vocab + v`, transformers' layout); a frame's input is the sum of
+    /// its nine rows, gathered in one lookup.
+    pub embeddings: Param<Tensor<B, 2>>,
+    #[module(skip)]
+    pub vocab: usize,
     pub layers: Vec<DecoderLayer<B>>,
     pub norm: RmsNorm<B>,
     /// `[dim, channels · vocab]`; output column `c · vocab + v` is channel `c`, token `v`.
@@ -106,20 +110,14 @@ impl<B: DiaBackend> Decoder<B> {
         groups: &mut [DecodeGroup<'_, B>],
     ) -> Tensor<B, 4> {
         let [rows, len, channels] = tokens.dims();
-        let mut x = self
-            .embeddings
-            .iter()
-            .enumerate()
-            .map(|(c, table)| {
-                let ids = tokens.clone().narrow(2, c, 1).reshape([rows, len]);
-                embedding(table.val(), ids)
-            })
-            .reduce(|a, b| a + b)
-            .expect("the config guarantees at least one channel");
+        let mut x = self.embed(tokens);
         let inputs: Vec<GroupInputs<B>> =
             groups.iter().map(|g| self.group_inputs(g, len)).collect();
+        // Each sublayer's output is added to `x` by the norm after it (one kernel on GPUs).
+        let mut delta = None;
         for (i, layer) in self.layers.iter().enumerate() {
-            let h = layer.pre_sa_norm.forward(x.clone());
+            let h;
+            (x, h) = layer.pre_sa_norm.add_forward(x, delta.take());
             let mut self_groups: Vec<SelfGroup<'_, B>> = groups
                 .iter_mut()
                 .zip(&inputs)
@@ -130,7 +128,7 @@ impl<B: DiaBackend> Decoder<B> {
                     cache: Some((&mut g.state.self_attn[i], g.start)),
                 })
                 .collect();
-            x = x + layer.self_attention.forward_groups(h, &mut self_groups);
+            let attended = layer.self_attention.forward_groups(h, &mut self_groups);
             let cross_groups: Vec<CrossGroup<'_, B>> = groups
                 .iter()
                 .zip(&inputs)
@@ -141,17 +139,34 @@ impl<B: DiaBackend> Decoder<B> {
                     mask: &p.cross_mask,
                 })
                 .collect();
-            let h = layer.pre_ca_norm.forward(x.clone());
-            x = x + layer.cross_attention.forward(h, &cross_groups);
-            let h = layer.pre_mlp_norm.forward(x.clone());
-            x = x + layer.mlp.forward(h);
+            let (sum, h) = layer.pre_ca_norm.add_forward(x, Some(attended));
+            let crossed = layer.cross_attention.forward(h, &cross_groups);
+            let (sum, h) = layer.pre_mlp_norm.add_forward(sum, Some(crossed));
+            x = sum;
+            delta = Some(layer.mlp.forward(h));
         }
-        let h = self.norm.forward(x);
-        let vocab = self.embeddings.first().map_or(0, |t| t.dims()[0]);
+        let (_, h) = self.norm.add_forward(x, delta);
+        let vocab = self.vocab;
         self.logits_dense
             .forward(h)
             .cast(DType::F32)
             .reshape([rows, len, channels, vocab])
+    }
+
+    /// The sum of each frame's channel embeddings, `tokens` `[rows, len, channels]` →
+    /// `[rows, len, dim]`: one gather from the stacked table (channel `c`'s tokens offset by
+    /// `c · vocab`) and one sum, where a lookup and an add per channel took 2 × 9 kernels.
+    fn embed(&self, tokens: Tensor<B, 3, Int>) -> Tensor<B, 3> {
+        let [rows, len, channels] = tokens.dims();
+        let offsets: Vec<i64> = (0..channels).map(|c| (c * self.vocab) as i64).collect();
+        let offsets = Tensor::<B, 1, Int>::from_data(offsets.as_slice(), &tokens.device());
+        let ids = (tokens + offsets.reshape([1, 1, channels])).reshape([rows, len * channels]);
+        let dim = self.embeddings.dims()[1];
+        // [rows, len · channels, dim] → [rows, len, channels, dim] → summed over channels.
+        embedding(self.embeddings.val(), ids)
+            .reshape([rows, len, channels, dim])
+            .sum_dim(2)
+            .reshape([rows, len, dim])
     }
 
     /// A group's rotations, masks and row count for a pass of `len` frames.

@@ -46,12 +46,16 @@ impl<B: DiaBackend> Encoder<B> {
             Some(p) => AttnMask::Padding(p.unsqueeze_dim::<3>(1).unsqueeze_dim::<4>(1)),
             None => AttnMask::None,
         };
+        // Each sublayer's output is added to `x` by the norm after it (one kernel on GPUs).
+        let mut delta = None;
         for layer in &self.layers {
-            let h = layer.pre_sa_norm.forward(x.clone());
-            x = x + layer.self_attention.forward(h, &angles, &mask, None);
-            let h = layer.post_sa_norm.forward(x.clone());
-            x = x + layer.mlp.forward(h);
+            let h;
+            (x, h) = layer.pre_sa_norm.add_forward(x, delta.take());
+            let attended = layer.self_attention.forward(h, &angles, &mask, None);
+            let (sum, h) = layer.post_sa_norm.add_forward(x, Some(attended));
+            x = sum;
+            delta = Some(layer.mlp.forward(h));
         }
-        self.norm.forward(x)
+        self.norm.add_forward(x, delta).1
     }
 }

@@ -4,6 +4,8 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 
+use crate::backend::DiaBackend;
+
 /// Root-mean-square normalisation over the last axis, in f32, returned in the input's dtype.
 #[derive(Module, Debug)]
 pub struct RmsNorm<B: Backend> {
@@ -21,33 +23,22 @@ impl<B: Backend> RmsNorm<B> {
             eps,
         }
     }
+}
 
+impl<B: DiaBackend> RmsNorm<B> {
     /// `x / sqrt(mean(x²) + eps) · w` on `[batch, seq, dim]`, computed in f32 and returned in
     /// `x`'s dtype.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let dtype = x.dtype();
-        let x = x.cast(DType::F32);
-        let squares = x.clone().powi_scalar(2);
-        let mean = match dtype {
-            DType::F32 => squares.mean_dim(2),
-            _ => mean_over_rows(squares),
-        };
-        let rms = mean.add_scalar(self.eps).sqrt();
-        // Divide rather than multiply by `recip()`: burn-ndarray's reciprocal is a fast
-        // approximation (errors near 1e-3), division is exact on every backend.
-        x.div(rms)
-            .mul(self.weight.val().unsqueeze::<3>())
-            .cast(dtype)
+        B::add_rms_norm(x, None, self.weight.val(), self.eps).1
     }
-}
 
-/// `x.mean_dim(2)` for `x` `[batch, seq, dim]`, taken over a `[batch·seq, dim]` view: the
-/// same means, but the view keeps Burn 0.21's kernel fusion from folding an f16/bf16 → f32
-/// cast into the reduction, whose cached kernel plan panics when it runs a second time
-/// (burn-cubecl-fusion's `resolve_arg` out of bounds; `tests/wgpu.rs` runs the case).
-fn mean_over_rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [batch, seq, dim] = x.dims();
-    x.reshape([batch * seq, dim])
-        .mean_dim(1)
-        .reshape([batch, seq, 1])
+    /// `x + delta` (or `x` without `delta`) and its norm: a residual add and the norm after
+    /// it, one kernel on the GPU backends.
+    pub fn add_forward(
+        &self,
+        x: Tensor<B, 3>,
+        delta: Option<Tensor<B, 3>>,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        B::add_rms_norm(x, delta, self.weight.val(), self.eps)
+    }
 }

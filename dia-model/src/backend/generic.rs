@@ -107,7 +107,6 @@ pub fn attend_one<B: Backend>(
     softmax(scores, 3).matmul(v)
 }
 
-/// `silu(gate) · up` with Burn's ops.
 /// Rotary embedding from Burn's element-wise ops on the two halves.
 pub fn rope<B: Backend>(x: Tensor<B, 4>, sin: Tensor<B, 4>, cos: Tensor<B, 4>) -> Tensor<B, 4> {
     let dtype = x.dtype();
@@ -121,8 +120,51 @@ pub fn rope<B: Backend>(x: Tensor<B, 4>, sin: Tensor<B, 4>, cos: Tensor<B, 4>) -
     Tensor::cat(vec![first, second], 3).cast(dtype)
 }
 
+/// `silu(gate) · up` with Burn's ops.
 pub fn silu_mul<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
     silu(gate).mul(up)
+}
+
+/// `x + delta` and its RMSNorm from Burn's ops, the norm in f32 (see [`rms_norm`]).
+pub fn add_rms_norm<B: Backend>(
+    x: Tensor<B, 3>,
+    delta: Option<Tensor<B, 3>>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    let sum = match delta {
+        Some(delta) => x + delta,
+        None => x,
+    };
+    let normed = rms_norm(sum.clone(), weight, eps);
+    (sum, normed)
+}
+
+/// `x / sqrt(mean(x²) + eps) · weight` over the last axis, computed in f32 and returned in
+/// `x`'s dtype (the reference keeps RMSNorm in f32 in every dtype).
+pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 1>, eps: f64) -> Tensor<B, 3> {
+    let dtype = x.dtype();
+    let x = x.cast(DType::F32);
+    let squares = x.clone().powi_scalar(2);
+    let mean = match dtype {
+        DType::F32 => squares.mean_dim(2),
+        _ => mean_over_rows(squares),
+    };
+    let rms = mean.add_scalar(eps).sqrt();
+    // Divide rather than multiply by `recip()`: burn-ndarray's reciprocal is a fast
+    // approximation (errors near 1e-3), division is exact on every backend.
+    x.div(rms).mul(weight.unsqueeze::<3>()).cast(dtype)
+}
+
+/// `x.mean_dim(2)` for `x` `[batch, seq, dim]`, taken over a `[batch·seq, dim]` view: the
+/// same means, but the view keeps Burn 0.21's kernel fusion from folding an f16/bf16 → f32
+/// cast into the reduction, whose cached kernel plan panics when it runs a second time
+/// (burn-cubecl-fusion's `resolve_arg` out of bounds; `tests/wgpu.rs` runs the case).
+fn mean_over_rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, seq, dim] = x.dims();
+    x.reshape([batch * seq, dim])
+        .mean_dim(1)
+        .reshape([batch, seq, 1])
 }
 
 /// The KV-cache write as Burn's `slice_assign` (copy-on-write where the cache is shared).

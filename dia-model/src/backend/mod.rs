@@ -79,6 +79,18 @@ pub trait DiaBackend: DacBackend {
         generic::rope(x, sin, cos)
     }
 
+    /// `x + delta` (or `x` itself without `delta`) and its RMSNorm with the f32 scale `weight`
+    /// `[dim]`, over the last axis of `[b, s, dim]`, in f32 and returned in `x`'s dtype: every
+    /// norm of the model, each after the residual add that precedes it.
+    fn add_rms_norm(
+        x: Tensor<Self, 3>,
+        delta: Option<Tensor<Self, 3>>,
+        weight: Tensor<Self, 1>,
+        eps: f64,
+    ) -> (Tensor<Self, 3>, Tensor<Self, 3>) {
+        generic::add_rms_norm(x, delta, weight, eps)
+    }
+
     /// Writes `value` `[rows, heads, len, d]` into the KV cache `[rows, heads, max_len, d]` at
     /// positions `start..start + len`: every decode step, so backends write in place.
     fn cache_write(

@@ -103,12 +103,10 @@ impl<B: DiaBackend> Loader<'_, B> {
 
     fn decoder(&mut self) -> Result<Decoder<B>> {
         let (e, d) = (self.config.encoder.clone(), self.config.decoder.clone());
-        let embeddings = (0..d.num_channels)
-            .map(|c| {
-                self.tensor::<2>(ModelParam::AudioEmbedding(c))
-                    .map(Param::from_tensor)
-            })
+        let tables = (0..d.num_channels)
+            .map(|c| self.tensor::<2>(ModelParam::AudioEmbedding(c)))
             .collect::<Result<Vec<_>>>()?;
+        let embeddings = Param::from_tensor(Tensor::cat(tables, 0));
         let layers = (0..d.num_hidden_layers)
             .map(|j| self.decoder_layer(j))
             .collect::<Result<Vec<_>>>()?;
@@ -119,6 +117,7 @@ impl<B: DiaBackend> Loader<'_, B> {
             .then(|| self.rope(d.cross_head_dim, d.rope_theta, cross_positions));
         Ok(Decoder {
             embeddings,
+            vocab: d.vocab_size,
             layers,
             norm: self.norm(ModelParam::Norm(Stack::Decoder, NormAt::Final), d.norm_eps)?,
             logits_dense: self.dense(ModelParam::LogitsDense)?,

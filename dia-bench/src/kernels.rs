@@ -1,0 +1,270 @@
+//! `dia-bench kernels`: the decode step's kernel hooks one at a time, at a model size's decode
+//! shapes (random tensors), with the backend's own kernels and with Burn's generic ops:
+//! microseconds and kernel launches per call. Runs alternate the two paths, so both see the
+//! same machine.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
+use dia_model::backend::set_custom_kernels;
+use dia_model::{BackendKind, DiaBackend, DiaConfig, OnBackend};
+use serde::Serialize;
+
+use crate::codec::median;
+use crate::counters;
+use crate::machine::Machine;
+use crate::measure::sync;
+use crate::setting::Size;
+
+/// What to time.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelPlan {
+    pub backend: BackendKind,
+    pub size: Size,
+    pub dtype: DType,
+    /// Decoder rows per call (two per item with classifier-free guidance).
+    pub rows: usize,
+    /// Keys in the self-attention cache.
+    pub cache: usize,
+    /// Text positions the cross-attention reads.
+    pub text: usize,
+    /// Calls per timed run.
+    pub calls: usize,
+    /// Runs per path.
+    pub runs: usize,
+}
+
+/// One hook's cost per call on each path (medians of the runs).
+#[derive(Debug, Clone, Serialize)]
+pub struct HookCost {
+    pub hook: &'static str,
+    /// The call's shapes, as the hook's documentation names them.
+    pub shape: String,
+    pub ours_us: f64,
+    pub generic_us: f64,
+    /// Kernel launches per call, where the backend's launches are counted (CubeCL).
+    pub ours_launches: Option<f64>,
+    pub generic_launches: Option<f64>,
+}
+
+/// The profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelProfile {
+    pub machine: Machine,
+    pub backend: BackendKind,
+    pub size: Size,
+    pub dtype: String,
+    pub rows: usize,
+    pub cache: usize,
+    pub text: usize,
+    pub hooks: Vec<HookCost>,
+}
+
+/// Profiles every hook of `plan` on its backend; custom kernels are on again afterwards.
+pub fn profile(plan: &KernelPlan, machine: Machine) -> Result<KernelProfile> {
+    counters::install();
+    let hooks = plan.backend.run(Job { plan })??;
+    set_custom_kernels(true);
+    Ok(KernelProfile {
+        machine,
+        backend: plan.backend,
+        size: plan.size,
+        dtype: dia_model::dtype_name(plan.dtype),
+        rows: plan.rows,
+        cache: plan.cache,
+        text: plan.text,
+        hooks,
+    })
+}
+
+struct Job<'a> {
+    plan: &'a KernelPlan,
+}
+
+impl OnBackend for Job<'_> {
+    type Output = Result<Vec<HookCost>>;
+
+    fn run<B: DiaBackend>(self, device: B::Device) -> Self::Output {
+        let plan = self.plan;
+        let calls = hook_calls::<B>(plan, &plan.size.dia_config(), &device);
+        let mut costs = Vec::with_capacity(calls.len());
+        for call in &calls {
+            let mut us = [Vec::new(), Vec::new()];
+            let mut launches = [None, None];
+            for _ in 0..plan.runs {
+                for (path, custom) in [true, false].into_iter().enumerate() {
+                    set_custom_kernels(custom);
+                    let (time, count) = call.time(plan.calls, &device)?;
+                    us[path].push(time);
+                    launches[path] = count;
+                }
+            }
+            costs.push(HookCost {
+                hook: call.hook,
+                shape: call.shape.clone(),
+                ours_us: median(&us[0]),
+                generic_us: median(&us[1]),
+                ours_launches: launches[0],
+                generic_launches: launches[1],
+            });
+        }
+        Ok(costs)
+    }
+}
+
+/// A hook call on fixed random inputs.
+struct HookCall<'a, B: DiaBackend> {
+    hook: &'static str,
+    shape: String,
+    run: Box<dyn Fn() -> Tensor<B, 3> + 'a>,
+}
+
+impl<B: DiaBackend> HookCall<'_, B> {
+    /// Microseconds per call over `calls` calls queued back to back, and launches per call.
+    fn time(&self, calls: usize, device: &B::Device) -> Result<(f64, Option<f64>)> {
+        // Warm-up: compiles the kernels, fills the allocator's pools.
+        drop((self.run)());
+        sync::<B>(device)?;
+        let before = counters::now();
+        let start = Instant::now();
+        for _ in 0..calls {
+            drop((self.run)());
+        }
+        sync::<B>(device)?;
+        let us = start.elapsed().as_secs_f64() * 1e6 / calls as f64;
+        let launches = counters::now().since(before).launches;
+        Ok((us, (launches > 0).then(|| launches as f64 / calls as f64)))
+    }
+}
+
+/// The decoder's hooks at `plan`'s shapes for `config`'s decoder, each on its own inputs.
+fn hook_calls<'a, B: DiaBackend>(
+    plan: &KernelPlan,
+    config: &DiaConfig,
+    device: &'a B::Device,
+) -> Vec<HookCall<'a, B>> {
+    let d = &config.decoder;
+    let dtype = plan.dtype;
+    let rows = plan.rows;
+    let random = move |shape: [usize; 4]| {
+        Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device).cast(dtype)
+    };
+    let flat = |x: Tensor<B, 4>| -> Tensor<B, 3> { x.flatten(2, 3) };
+    let attention = |kv: usize, heads: usize, dim: usize, keys: usize, masked: bool| {
+        let (q, k, v) = (
+            random([rows, kv, heads / kv, dim]),
+            random([rows, kv, keys, dim]),
+            random([rows, kv, keys, dim]),
+        );
+        // The cross-attention hides the text's padding: here its last eighth.
+        let hidden = masked.then(|| {
+            let hide = |i: usize| i32::from(i % keys >= keys * 7 / 8);
+            let bits: Vec<i32> = (0..rows * keys).map(hide).collect();
+            Tensor::<B, 4, Int>::from_data(TensorData::new(bits, [rows, 1, 1, keys]), device)
+                .equal_elem(1)
+        });
+        move || {
+            flat(B::attend_one(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                hidden.clone(),
+            ))
+        }
+    };
+    let self_attn = attention(
+        d.num_key_value_heads,
+        d.num_attention_heads,
+        d.head_dim,
+        plan.cache,
+        false,
+    );
+    let cross = attention(
+        d.cross_num_key_value_heads,
+        d.cross_num_attention_heads,
+        d.cross_head_dim,
+        plan.text,
+        true,
+    );
+    let x = random([rows, 1, 1, d.hidden_size]).flatten::<3>(2, 3);
+    let delta = random([rows, 1, 1, d.hidden_size]).flatten::<3>(2, 3);
+    let weight = Tensor::<B, 1>::ones([d.hidden_size], (device, DType::F32));
+    let eps = d.norm_eps;
+    let norm = move || B::add_rms_norm(x.clone(), Some(delta.clone()), weight.clone(), eps).1;
+    let half = d.head_dim / 2;
+    let angles =
+        || Tensor::<B, 4>::random([1, 1, 1, half], Distribution::Uniform(-1.0, 1.0), device);
+    let (sin, cos) = (angles(), angles());
+    let q = random([rows, d.num_attention_heads, 1, d.head_dim]);
+    let rope = move || flat(B::rope(q.clone(), sin.clone(), cos.clone()));
+    let (heads, kv, dim) = (d.num_attention_heads, d.num_key_value_heads, d.head_dim);
+    vec![
+        HookCall {
+            hook: "attend_one (self-attention)",
+            shape: format!(
+                "q [{rows}, {kv}, {}, {dim}], k/v [{rows}, {kv}, {}, {dim}]",
+                heads / kv,
+                plan.cache
+            ),
+            run: Box::new(self_attn),
+        },
+        HookCall {
+            hook: "attend_one (cross-attention, masked)",
+            shape: format!(
+                "q [{rows}, {}, {}, {}], k/v [.., {}, ..]",
+                d.cross_num_key_value_heads,
+                d.cross_num_attention_heads / d.cross_num_key_value_heads,
+                d.cross_head_dim,
+                plan.text
+            ),
+            run: Box::new(cross),
+        },
+        HookCall {
+            hook: "add_rms_norm (residual + norm)",
+            shape: format!("[{rows}, 1, {}]", d.hidden_size),
+            run: Box::new(norm),
+        },
+        HookCall {
+            hook: "rope",
+            shape: format!("[{rows}, {heads}, 1, {dim}]"),
+            run: Box::new(rope),
+        },
+    ]
+}
+
+/// The profile as Markdown: one row per hook.
+pub fn markdown(p: &KernelProfile) -> String {
+    let m = &p.machine;
+    let mut s = format!(
+        "Decode-step hooks of the {:?} model, {} rows, {} cache keys, {} text positions, {}, \
+         backend {}; {} ({}, {} threads, {:.1} GB/s read bandwidth measured), {}.\n\n",
+        p.size,
+        p.rows,
+        p.cache,
+        p.text,
+        p.dtype,
+        p.backend,
+        m.cpu,
+        m.os,
+        m.threads,
+        m.read_bandwidth_gb_s,
+        m.date
+    );
+    s.push_str("Microseconds per call (median of the runs, calls queued back to back) and kernel launches per call.\n\n");
+    s.push_str("| hook | shapes | ours µs | generic µs | speed-up | ours launches | generic launches |\n|---|---|---:|---:|---:|---:|---:|\n");
+    let count = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
+    for h in &p.hooks {
+        s.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0} | {:.2}× | {} | {} |\n",
+            h.hook,
+            h.shape,
+            h.ours_us,
+            h.generic_us,
+            h.generic_us / h.ours_us,
+            count(h.ours_launches),
+            count(h.generic_launches)
+        ));
+    }
+    s
+}

@@ -1,0 +1,197 @@
+//! `Fusion<CubeBackend<..>>` (`burn::backend::{Wgpu, Cuda}` with Burn's `fusion` feature): each
+//! kernel hook is one custom operation of the fused stream, which runs the wrapped backend's
+//! hook when the stream executes (burn-vision's pattern). Fusion schedules it in order with the
+//! fused kernels around it.
+
+use std::marker::PhantomData;
+
+use burn::tensor::{Bool, DType, Shape, Tensor, TensorPrimitive};
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+
+use crate::backend::{DiaBackend, custom_kernels, generic};
+
+impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
+    fn attend_one(
+        q: Tensor<Self, 4>,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        hidden: Option<Tensor<Self, 4, Bool>>,
+    ) -> Tensor<Self, 4> {
+        if !custom_kernels() {
+            return generic::attend_one(q, k, v, hidden);
+        }
+        let out = (q.shape(), q.dtype());
+        let mut inputs = vec![float(q), float(k), float(v)];
+        let masked = hidden.is_some();
+        inputs.extend(hidden.map(|m| m.into_primitive()));
+        let [out] = register::<B, 1>(Hook::Attend { masked }, inputs, [out]);
+        from_float(out)
+    }
+
+    fn rope(x: Tensor<Self, 4>, sin: Tensor<Self, 4>, cos: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        if !custom_kernels() {
+            return generic::rope(x, sin, cos);
+        }
+        let out = (x.shape(), x.dtype());
+        let [out] = register::<B, 1>(Hook::Rope, vec![float(x), float(sin), float(cos)], [out]);
+        from_float(out)
+    }
+
+    fn add_rms_norm(
+        x: Tensor<Self, 3>,
+        delta: Option<Tensor<Self, 3>>,
+        weight: Tensor<Self, 1>,
+        eps: f64,
+    ) -> (Tensor<Self, 3>, Tensor<Self, 3>) {
+        if !custom_kernels() {
+            return generic::add_rms_norm(x, delta, weight, eps);
+        }
+        let out = (x.shape(), x.dtype());
+        match delta {
+            Some(delta) => {
+                let inputs = vec![float(x), float(delta), float(weight)];
+                let [sum, normed] =
+                    register::<B, 2>(Hook::AddNorm { eps }, inputs, [out.clone(), out]);
+                (from_float(sum), from_float(normed))
+            }
+            None => {
+                let inputs = vec![float(x.clone()), float(weight)];
+                let [normed] = register::<B, 1>(Hook::Norm { eps }, inputs, [out]);
+                (x, from_float(normed))
+            }
+        }
+    }
+
+    fn samples_on_device() -> bool {
+        true
+    }
+}
+
+/// Which hook a custom operation runs, with its settings.
+#[derive(Debug, Clone, Copy)]
+enum Hook {
+    /// [`DiaBackend::attend_one`]: inputs q, k, v (and the mask when `masked`).
+    Attend { masked: bool },
+    /// [`DiaBackend::rope`]: inputs x, sin, cos.
+    Rope,
+    /// [`DiaBackend::add_rms_norm`] without a residual: inputs x, weight; output the norm.
+    Norm { eps: f64 },
+    /// [`DiaBackend::add_rms_norm`]: inputs x, delta, weight; outputs the sum and its norm.
+    AddNorm { eps: f64 },
+}
+
+impl Hook {
+    fn name(self) -> &'static str {
+        match self {
+            Hook::Attend { .. } => "dia_attend_one",
+            Hook::Rope => "dia_rope",
+            Hook::Norm { .. } | Hook::AddNorm { .. } => "dia_rms_norm",
+        }
+    }
+}
+
+/// A registered hook: the wrapped backend `B` runs it on the stream's handles.
+#[derive(Debug)]
+struct HookOp<B> {
+    desc: CustomOpIr,
+    hook: Hook,
+    backend: PhantomData<fn() -> B>,
+}
+
+impl<B: FusionBackend + DiaBackend> Operation<B::FusionRuntime> for HookOp<B> {
+    fn execute(
+        &self,
+        handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
+    ) {
+        let inputs = &self.desc.inputs;
+        let outputs = &self.desc.outputs;
+        let results: Vec<TensorPrimitive<B>> = match self.hook {
+            Hook::Attend { masked } => {
+                let (q, k, v) = (
+                    input(handles, &inputs[0]),
+                    input(handles, &inputs[1]),
+                    input(handles, &inputs[2]),
+                );
+                let hidden = masked.then(|| {
+                    Tensor::<B, 4, Bool>::from_primitive(handles.get_bool_tensor::<B>(&inputs[3]))
+                });
+                let out = B::attend_one(q, k, v, hidden);
+                vec![out.into_primitive()]
+            }
+            Hook::Rope => {
+                let (x, sin, cos) = (
+                    input(handles, &inputs[0]),
+                    input(handles, &inputs[1]),
+                    input(handles, &inputs[2]),
+                );
+                let out = B::rope(x, sin, cos);
+                vec![out.into_primitive()]
+            }
+            Hook::Norm { eps } => {
+                let (x, weight) = (input(handles, &inputs[0]), input(handles, &inputs[1]));
+                let (_, out) = B::add_rms_norm(x, None, weight, eps);
+                vec![out.into_primitive()]
+            }
+            Hook::AddNorm { eps } => {
+                let (x, delta, weight) = (
+                    input(handles, &inputs[0]),
+                    input(handles, &inputs[1]),
+                    input(handles, &inputs[2]),
+                );
+                let (sum, out) = B::add_rms_norm(x, Some(delta), weight, eps);
+                vec![sum.into_primitive(), out.into_primitive()]
+            }
+        };
+        for (output, result) in outputs.iter().zip(results) {
+            handles.register_float_tensor::<B>(&output.id, result.tensor());
+        }
+    }
+}
+
+/// Input `ir` as a float tensor of the wrapped backend.
+fn input<B: FusionBackend, const D: usize>(
+    handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
+    ir: &TensorIr,
+) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(handles.get_float_tensor::<B>(ir)))
+}
+
+/// Registers `hook` on the stream with `inputs` (consumed) and `N` outputs of the given shapes
+/// and dtypes; returns the outputs.
+fn register<B: FusionBackend + DiaBackend, const N: usize>(
+    hook: Hook,
+    inputs: Vec<FusionTensor<B::FusionRuntime>>,
+    outputs: [(Shape, DType); N],
+) -> [FusionTensor<B::FusionRuntime>; N] {
+    let client = inputs[0].client.clone();
+    let streams = OperationStreams::with_inputs(&inputs);
+    let outputs =
+        outputs.map(|(shape, dtype)| TensorIr::uninit(client.create_empty_handle(), shape, dtype));
+    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
+    let desc = CustomOpIr::new(hook.name(), &inputs, &outputs);
+    let op = HookOp::<B> {
+        desc: desc.clone(),
+        hook,
+        backend: PhantomData,
+    };
+    client
+        .register(streams, OperationIr::Custom(desc), op)
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("the operation declares {N} outputs"))
+}
+
+/// A float tensor's fusion primitive.
+fn float<B: FusionBackend, const D: usize>(
+    x: Tensor<Fusion<B>, D>,
+) -> FusionTensor<B::FusionRuntime> {
+    x.into_primitive().tensor()
+}
+
+/// A custom operation's output as a float tensor.
+fn from_float<B: FusionBackend, const D: usize>(
+    x: FusionTensor<B::FusionRuntime>,
+) -> Tensor<Fusion<B>, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(x))
+}

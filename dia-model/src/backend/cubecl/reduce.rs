@@ -1,0 +1,43 @@
+//! Reductions across a cube through shared memory: every thread gets the result.
+
+use cubecl::prelude::*;
+
+/// The maximum of `value` over the cube's threads (`red` holds one slot per thread; the cube's
+/// width is a power of two).
+#[cube]
+pub fn cube_max(red: &mut SharedMemory<f32>, value: f32) -> f32 {
+    let t = UNIT_POS_X as usize;
+    red[t] = value;
+    sync_cube();
+    let mut stride = CUBE_DIM_X as usize / 2;
+    while stride > 0 {
+        if t < stride {
+            let other = red[t + stride];
+            red[t] = select(other > red[t], other, red[t]);
+        }
+        sync_cube();
+        stride /= 2;
+    }
+    let result = red[0];
+    sync_cube();
+    result
+}
+
+/// The sum of `value` over the cube's threads (as [`cube_max`]).
+#[cube]
+pub fn cube_sum(red: &mut SharedMemory<f32>, value: f32) -> f32 {
+    let t = UNIT_POS_X as usize;
+    red[t] = value;
+    sync_cube();
+    let mut stride = CUBE_DIM_X as usize / 2;
+    while stride > 0 {
+        if t < stride {
+            red[t] += red[t + stride];
+        }
+        sync_cube();
+        stride /= 2;
+    }
+    let result = red[0];
+    sync_cube();
+    result
+}

@@ -1,0 +1,168 @@
+//! The CubeCL decode kernels (`backend/cubecl`) against the generic path they replace, on the
+//! same GPU backend, fused (`Wgpu`) and unfused (`CubeBackend`): odd sizes, 1 to 8 rows, key
+//! counts not a multiple of the cube's 128-key chunk, strided inputs (cache and head views),
+//! masks; f32 within 1e-4 of the values' scale, f16 within a measured bound.
+
+use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, DType, Distribution, Tensor, TensorData};
+use dia_model::backend::{DiaBackend, generic};
+
+/// Burn's wgpu backend without kernel fusion: the kernels launched directly.
+type Unfused = CubeBackend<WgpuRuntime, f32, i32, u32>;
+type Fused = burn::backend::Wgpu<f32>;
+
+/// Every case compares the kernel with Burn's ops in f32 on the same inputs, relative to the
+/// largest value. f32: other summation orders only.
+const F32_TOL: f32 = 1e-4;
+/// f16 inputs and output (the kernels compute in f32 and round once): measured on lavapipe
+/// at most 5.3e-4, about one f16 rounding of the largest value (4.9e-4). Burn's ops in f16,
+/// which round between ops, were up to 4.1e-3 off the same f32 reference.
+const F16_TOL: f32 = 1e-3;
+
+/// The largest difference between `got` and `want`, relative to `want`'s largest magnitude
+/// (at least 1); fails on a NaN or infinity in either.
+fn relative_diff<B: Backend, const D: usize>(got: Tensor<B, D>, want: Tensor<B, D>) -> f32 {
+    assert_eq!(got.dims(), want.dims(), "shapes differ");
+    let values = |t: Tensor<B, D>| t.cast(DType::F32).into_data().to_vec::<f32>().unwrap();
+    let (got, want) = (values(got), values(want));
+    assert!(
+        want.iter().all(|v| v.is_finite()),
+        "non-finite reference {want:?}"
+    );
+    assert!(
+        got.iter().all(|v| v.is_finite()),
+        "non-finite values {got:?}"
+    );
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    diff / scale
+}
+
+/// `x` in f32: the reference computation for every dtype.
+fn f32s<B: Backend, const D: usize>(x: &Tensor<B, D>) -> Tensor<B, D> {
+    x.clone().cast(DType::F32)
+}
+
+fn random<B: Backend, const D: usize>(
+    shape: [usize; D],
+    dtype: DType,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::<B, D>::random(shape, Distribution::Normal(0.0, 1.0), device).cast(dtype)
+}
+
+/// Single-query attention over a cache view: `len` of `len + 7` positions, the query heads a
+/// view of a wider projection, optionally with the first (of several) and every fifth key
+/// hidden.
+fn attend_case<B: DiaBackend>(
+    shape: [usize; 5],
+    masked: bool,
+    dtype: DType,
+    device: &B::Device,
+) -> f32 {
+    let [batch, kv_heads, group, dim, len] = shape;
+    let q = random::<B, 4>([batch, kv_heads, group + 1, dim], dtype, device).narrow(2, 1, group);
+    let cache =
+        |_| random::<B, 4>([batch, kv_heads, len + 7, dim], dtype, device).narrow(2, 0, len);
+    let (k, v) = (cache(0), cache(1));
+    let hidden = masked.then(|| {
+        let hide = |j: usize| (j == 0 && len > 1) || j % 5 == 3;
+        let bits: Vec<bool> = (0..batch * len).map(|i| hide(i % len)).collect();
+        Tensor::<B, 4, Bool>::from_data(TensorData::new(bits, [batch, 1, 1, len]), device)
+    });
+    let want = generic::attend_one(f32s(&q), f32s(&k), f32s(&v), hidden.clone());
+    relative_diff(B::attend_one(q, k, v, hidden), want)
+}
+
+fn check_attention<B: DiaBackend>(device: &B::Device) {
+    // [batch, kv_heads, group, head_dim, keys]: one key; under, at and past one chunk; the
+    // full model's head size; 8 rows.
+    let shapes = [
+        [1, 1, 1, 8, 1],
+        [2, 2, 3, 20, 127],
+        [1, 4, 2, 128, 128],
+        [8, 3, 1, 33, 300],
+    ];
+    for shape in shapes {
+        for masked in [false, true] {
+            let d = attend_case::<B>(shape, masked, DType::F32, device);
+            assert!(d <= F32_TOL, "attention {shape:?} masked {masked}: {d}");
+            let d = attend_case::<B>(shape, masked, DType::F16, device);
+            assert!(d <= F16_TOL, "f16 attention {shape:?} masked {masked}: {d}");
+        }
+    }
+}
+
+/// RMSNorm after a residual add (and alone) on `[batch, seq, dim]`.
+fn norm_case<B: DiaBackend>(
+    shape: [usize; 3],
+    residual: bool,
+    dtype: DType,
+    device: &B::Device,
+) -> f32 {
+    let x = random::<B, 3>(shape, dtype, device);
+    let delta = residual.then(|| random::<B, 3>(shape, dtype, device));
+    let weight = random::<B, 1>([shape[2]], DType::F32, device);
+    let eps = 1e-5;
+    let (want_sum, want) =
+        generic::add_rms_norm(f32s(&x), delta.as_ref().map(f32s), weight.clone(), eps);
+    let (sum, out) = B::add_rms_norm(x, delta, weight, eps);
+    relative_diff(sum, want_sum).max(relative_diff(out, want))
+}
+
+fn check_norm<B: DiaBackend>(device: &B::Device) {
+    // One row of 37, a decode step of 8 rows of 300, a prefill of 2 × 5 rows of 1000.
+    for shape in [[1, 1, 37], [8, 1, 300], [2, 5, 1000]] {
+        for residual in [false, true] {
+            let d = norm_case::<B>(shape, residual, DType::F32, device);
+            assert!(d <= F32_TOL, "norm {shape:?} residual {residual}: {d}");
+            let d = norm_case::<B>(shape, residual, DType::F16, device);
+            assert!(d <= F16_TOL, "f16 norm {shape:?} residual {residual}: {d}");
+        }
+    }
+}
+
+/// RoPE on a head view of `[batch, seq, heads, dim]` with angles narrowed from a longer table.
+fn rope_case<B: DiaBackend>(shape: [usize; 4], dtype: DType, device: &B::Device) -> f32 {
+    let [batch, heads, seq, dim] = shape;
+    let x = random::<B, 4>([batch, seq, heads, dim], dtype, device).swap_dims(1, 2);
+    let table = |_| {
+        random::<B, 2>([seq + 3, dim / 2], DType::F32, device)
+            .narrow(0, 2, seq)
+            .unsqueeze::<4>()
+    };
+    let (sin, cos) = (table(0), table(1));
+    let want = generic::rope(f32s(&x), sin.clone(), cos.clone());
+    relative_diff(B::rope(x, sin, cos), want)
+}
+
+fn check_rope<B: DiaBackend>(device: &B::Device) {
+    for shape in [[1, 1, 1, 2], [2, 3, 1, 34], [3, 4, 5, 128]] {
+        let d = rope_case::<B>(shape, DType::F32, device);
+        assert!(d <= F32_TOL, "rope {shape:?}: {d}");
+        let d = rope_case::<B>(shape, DType::F16, device);
+        assert!(d <= F16_TOL, "f16 rope {shape:?}: {d}");
+    }
+}
+
+#[test]
+fn attention_kernel_matches_generic_path() {
+    check_attention::<Unfused>(&WgpuDevice::default());
+    check_attention::<Fused>(&WgpuDevice::default());
+}
+
+#[test]
+fn norm_kernel_matches_generic_path() {
+    check_norm::<Unfused>(&WgpuDevice::default());
+    check_norm::<Fused>(&WgpuDevice::default());
+}
+
+#[test]
+fn rope_kernel_matches_generic_path() {
+    check_rope::<Unfused>(&WgpuDevice::default());
+    check_rope::<Fused>(&WgpuDevice::default());
+}
