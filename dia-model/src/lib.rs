@@ -46,7 +46,7 @@ pub use error::{DiaError, Result};
 pub use generation::{
     ContinuousBatch, DEFAULT_READ_BACK, DecodeStep, Decoding, DelayedTokens, EndReason,
     GeneratedCodes, GenerationConfig, GenerationRequest, HOST_READ_SPAN, ItemId, ItemStep, Sampler,
-    SamplerParams, SamplingSite, SpecialIds, StepEvent, check_request, generate,
+    SamplerParams, SamplingSite, SpecialIds, StepEvent, TokenChooser, check_request, generate,
 };
 pub use longform::{
     CJK_CHARS_PER_SECOND, LETTERS_PER_SECOND, LongFormEvent, LongFormOptions, LongFormOutput,

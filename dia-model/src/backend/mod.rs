@@ -4,10 +4,12 @@
 //! codec's [`DacBackend`], usually with empty `impl` blocks (see `ndarray.rs` and `cubecl.rs`
 //! here and in dia-dac); Flex's kernels live in `flex/`.
 
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 use dia_dac::DacBackend;
 
+use crate::config::ModelVersion;
 use crate::dense::Dense;
+use crate::generation::SamplerParams;
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cubecl;
@@ -101,9 +103,33 @@ pub trait DiaBackend: DacBackend {
         generic::cache_write(cache, start, value)
     }
 
+    /// Each item's next codes `[items, 1, channels, 1]` from its f32 logits `[2 · items, 1,
+    /// channels, vocab]` (row `2i` unconditional, `2i + 1` conditional) by `rule`, drawing with
+    /// `draws` `[items, 1, channels, 1]` (uniforms in `[0, 1)`) when sampling: a device step's
+    /// choice of tokens ([`crate::SamplingSite::Device`]). `None` where the backend has no
+    /// kernel for it: the decoding loop's tensor ops choose then.
+    fn choose_tokens(
+        logits: Tensor<Self, 4>,
+        draws: Option<Tensor<Self, 4>>,
+        rule: &TokenRule,
+    ) -> Option<Tensor<Self, 4, Int>> {
+        let _ = (logits, draws, rule);
+        None
+    }
+
     /// Whether [`crate::SamplingSite::Auto`] chooses tokens on the device: where a host round
     /// trip per step costs more than the sampler's kernels (the GPU backends).
     fn samples_on_device() -> bool {
         false
     }
+}
+
+/// What [`DiaBackend::choose_tokens`] applies: the sampler's parameters, the model version's
+/// candidate rule (V0626: conditional logits inside the guided top-k; original: guided logits
+/// with EOS × 0.8) and the EOS id (ids above it are never chosen, EOS only on channel 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenRule {
+    pub params: SamplerParams,
+    pub version: ModelVersion,
+    pub eos: usize,
 }

@@ -1,22 +1,20 @@
-//! Choosing tokens on the device: the host sampler's rules (CFG, the special-token masks, both
-//! versions' candidate sets, temperature, the EOS rule, top-k, top-p, a draw) and the decoding
-//! loop's bookkeeping (the EOS countdown and forced tail, prompt teacher-forcing, the next
-//! step's input frame) as tensor ops, so a run of steps is queued without the host waiting on
-//! any. Each step leaves one small row (its codes and a non-finite flag) that the host reads
+//! Decoding on the device: the step's tokens chosen there ([`super::TokenChooser`]) and the
+//! decoding loop's bookkeeping (the EOS countdown and forced tail, prompt teacher-forcing, the
+//! next step's input frame) as tensor ops, so a run of steps is queued without the host waiting
+//! on any. Each step leaves one small row (its codes and a non-finite flag) that the host reads
 //! back for many steps at once and replays through the same state machine as host-sampled
 //! codes ([`super::Decoding`]).
 //!
 //! The draws are the host sampler's seeded uniforms, uploaded with the step, so seeded runs
-//! repeat on every backend; sampled codes can still differ from the host path's where the
-//! device's float rounding moves a probability across a bucket edge. Ties are broken by value
-//! (a candidate tied with the k-th largest is kept), the host by index.
+//! repeat on every backend.
 
-use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
+use super::TokenChooser;
 use super::sampling::SamplerParams;
-use crate::config::{DiaConfig, ModelVersion};
+use crate::backend::DiaBackend;
+use crate::config::DiaConfig;
 use crate::error::{DiaError, Result};
 
 /// A device step's row as read back: the items' codes `[items][channels]`, and the flat index
@@ -37,46 +35,6 @@ pub(super) struct StepInputs<B: Backend> {
     pub at_cap: bool,
     /// Prompt codes `[items, channels]` and where they are set, for the frame written.
     pub prompt: Option<(Tensor<B, 2, Int>, Tensor<B, 2, Bool>)>,
-}
-
-/// Constant tensors of the sampler: which ids each channel may not produce, and the delays.
-struct Masks<B: Backend> {
-    /// Ids above EOS on every channel and EOS on channels other than 0 `[1, 1, channels, vocab]`.
-    special: Tensor<B, 4, Bool>,
-    /// The original version's factor on channel 0's EOS logit (0.8), 1 elsewhere
-    /// `[1, 1, channels, vocab]`.
-    eos_scale: Tensor<B, 4>,
-    /// `id == eos` and `id < eos` `[1, 1, 1, vocab]`.
-    is_eos: Tensor<B, 4, Bool>,
-    below_eos: Tensor<B, 4, Bool>,
-    /// Each channel's delay `[1, channels]`.
-    delays: Tensor<B, 2, Int>,
-}
-
-impl<B: Backend> Masks<B> {
-    fn new(cfg: &DiaConfig, int: DType, device: &B::Device) -> Self {
-        let (channels, vocab) = (cfg.decoder.num_channels, cfg.decoder.vocab_size);
-        let eos = cfg.eos_token_id as usize;
-        let special: Vec<bool> = (0..channels)
-            .flat_map(|c| (0..vocab).map(move |v| v > eos || (c > 0 && v == eos)))
-            .collect();
-        let original = cfg.version == ModelVersion::Original;
-        let eos_scale: Vec<f32> = (0..channels * vocab)
-            .map(|i| if original && i == eos { 0.8 } else { 1.0 })
-            .collect();
-        let ids: Vec<i64> = (0..vocab as i64).collect();
-        let ids = Tensor::<B, 4, Int>::from_data(TensorData::new(ids, [1, 1, 1, vocab]), device);
-        let delays: Vec<i64> = cfg.delay_pattern.iter().map(|&d| d as i64).collect();
-        let shape = [1, 1, channels, vocab];
-        Self {
-            special: Tensor::from_data(TensorData::new(special, shape), device),
-            eos_scale: Tensor::from_data(TensorData::new(eos_scale, shape), device),
-            is_eos: ids.clone().equal_elem(eos as i64),
-            below_eos: ids.lower_elem(eos as i64),
-            delays: Tensor::<B, 2, Int>::from_data(TensorData::new(delays, [1, channels]), device)
-                .cast(int),
-        }
-    }
 }
 
 /// Steps a [`DeviceLoop`] queued: each step's codes (−1 where a logit was not finite) and
@@ -129,9 +87,9 @@ pub(super) fn read_back<B: Backend>(queues: Vec<Queue<B>>) -> Result<Vec<Vec<Ste
 /// The device side of a decoding: its next input, its items' countdowns and the steps not yet
 /// read back.
 pub(super) struct DeviceLoop<B: Backend> {
-    masks: Masks<B>,
-    params: SamplerParams,
-    version: ModelVersion,
+    chooser: TokenChooser<B>,
+    /// Each channel's delay `[1, channels]`.
+    delays: Tensor<B, 2, Int>,
     eos: i64,
     pad: i64,
     max_delay: i64,
@@ -148,17 +106,19 @@ pub(super) struct DeviceLoop<B: Backend> {
     channels: usize,
 }
 
-impl<B: Backend> DeviceLoop<B> {
+impl<B: DiaBackend> DeviceLoop<B> {
     /// A loop whose first step reads `input` `[2 · items, 1, channels]`.
     pub fn new(cfg: &DiaConfig, params: SamplerParams, input: Tensor<B, 3, Int>) -> Self {
         let device = input.device();
         let items = input.dims()[0] / 2;
         let countdown = Tensor::<B, 2, Int>::full([items, 1], -1, &device);
         let int = countdown.dtype();
+        let delays: Vec<i64> = cfg.delay_pattern.iter().map(|&d| d as i64).collect();
+        let channels = cfg.decoder.num_channels;
         Self {
-            masks: Masks::new(cfg, int, &device),
-            params,
-            version: cfg.version,
+            chooser: TokenChooser::new(cfg, params, &device),
+            delays: Tensor::<B, 2, Int>::from_data(TensorData::new(delays, [1, channels]), &device)
+                .cast(int),
             eos: i64::from(cfg.eos_token_id),
             pad: i64::from(cfg.pad_token_id),
             max_delay: cfg.max_delay() as i64,
@@ -167,7 +127,7 @@ impl<B: Backend> DeviceLoop<B> {
             int,
             queued: Vec::new(),
             items,
-            channels: cfg.decoder.num_channels,
+            channels,
         }
     }
 
@@ -181,8 +141,8 @@ impl<B: Backend> DeviceLoop<B> {
     pub fn step(&mut self, logits: Tensor<B, 4>, inputs: StepInputs<B>) {
         let [items, channels] = [self.items, self.channels];
         let sampled = self
-            .choose(logits.clone(), inputs.draws)
-            .cast(self.int)
+            .chooser
+            .choose(logits.clone(), inputs.draws, self.int)
             .reshape([items, channels]);
         let forced = self.force_tails(sampled.clone(), inputs.at_cap);
         let next = match inputs.prompt {
@@ -211,76 +171,6 @@ impl<B: Backend> DeviceLoop<B> {
         }
     }
 
-    /// Each item's next codes `[items, 1, channels, 1]` from its CFG rows of `logits`.
-    fn choose(&self, logits: Tensor<B, 4>, draws: Option<Tensor<B, 4>>) -> Tensor<B, 4, Int> {
-        let [rows, _, channels, vocab] = logits.dims();
-        // [2·items, 1, C, V] -> [items, 2, C, V]: row 2i is item i's unconditional, 2i + 1
-        // its conditional; each a [items, 1, C, V] view.
-        let pairs = logits.reshape([rows / 2, 2, channels, vocab]);
-        let uncond = pairs.clone().narrow(1, 0, 1);
-        let cond = pairs.narrow(1, 1, 1);
-        let candidates = self.candidates(cond, uncond);
-        let best = candidates.clone().argmax(3).cast(self.int);
-        match draws {
-            Some(draws) if self.params.temperature != 0.0 => self.draw(candidates, best, draws),
-            _ => best,
-        }
-    }
-
-    /// The logits a token is drawn from `[items, 1, channels, vocab]`, as
-    /// [`super::Sampler::candidate_logits`] builds them.
-    fn candidates(&self, cond: Tensor<B, 4>, uncond: Tensor<B, 4>) -> Tensor<B, 4> {
-        let shape = cond.shape();
-        let guided = cond.clone() + (cond.clone() - uncond) * self.params.cfg_scale;
-        let logits = match self.version {
-            ModelVersion::V0626 => keep_top_k(cond, guided, self.params.top_k),
-            ModelVersion::Original => guided * self.masks.eos_scale.clone().expand(shape.clone()),
-        };
-        logits.mask_fill(self.masks.special.clone().expand(shape), f32::NEG_INFINITY)
-    }
-
-    /// A draw from `candidates` `[items, 1, channels, vocab]` as [`super::Sampler::pick`] makes
-    /// it (temperature, the EOS rule, top-k, top-p), with `draws` `[items, 1, channels, 1]`;
-    /// `best` is the candidates' argmax.
-    fn draw(
-        &self,
-        candidates: Tensor<B, 4>,
-        best: Tensor<B, 4, Int>,
-        draws: Tensor<B, 4>,
-    ) -> Tensor<B, 4, Int> {
-        let shape = candidates.shape();
-        let eos_best = best.equal_elem(self.eos).expand(shape.clone());
-        let mut hidden = self
-            .masks
-            .is_eos
-            .clone()
-            .expand(shape.clone())
-            .bool_and(eos_best.clone().bool_not());
-        if self.version == ModelVersion::V0626 {
-            let below = self.masks.below_eos.clone().expand(shape.clone());
-            hidden = hidden.bool_or(below.bool_and(eos_best));
-        }
-        let logits = (candidates / self.params.temperature).mask_fill(hidden, f32::NEG_INFINITY);
-        let mut probs = softmax(keep_top_k(logits.clone(), logits, self.params.top_k), 3);
-        if self.params.top_p < 1.0 {
-            probs = nucleus(probs, self.params.top_p, self.params.top_k);
-        }
-        let cumulative = probs.cumsum(3);
-        let total = cumulative.clone().narrow(3, shape[3] - 1, 1);
-        let target = (draws * total.clone()).expand(shape.clone());
-        // The first id whose cumulative mass passes the draw: the ids at or below it. Ids whose
-        // mass is below the total stop the count at the last id with mass, where rounding
-        // leaves the draw past the total.
-        let total = total.expand(shape);
-        cumulative
-            .clone()
-            .lower_equal(target)
-            .bool_and(cumulative.lower(total))
-            .int()
-            .cast(self.int)
-            .sum_dim(3)
-    }
-
     /// Starts each item's countdown when channel 0 produced EOS (or at the cap) and forces the
     /// tails, as [`super::Decoding`]'s host bookkeeping does; `codes` `[items, channels]`.
     fn force_tails(&mut self, codes: Tensor<B, 2, Int>, at_cap: bool) -> Tensor<B, 2, Int> {
@@ -296,7 +186,7 @@ impl<B: Backend> DeviceLoop<B> {
         let after =
             (countdown.clone().neg() + self.max_delay).mask_fill(active.clone().bool_not(), -1);
         let after = after.expand(shape.clone());
-        let delays = self.masks.delays.clone().expand(shape);
+        let delays = self.delays.clone().expand(shape);
         let eos_at = after.clone().equal(delays.clone());
         let pad_at = after.greater(delays);
         self.countdown = countdown - active.int().cast(self.int);
@@ -304,41 +194,6 @@ impl<B: Backend> DeviceLoop<B> {
             .mask_fill(eos_at, self.eos)
             .mask_fill(pad_at, self.pad)
     }
-}
-
-/// `values` `[items, 1, channels, n]` with `-inf` where `by` (same shape) is below its `k`-th
-/// largest entry along the last dim: outside `by`'s top-k set (an entry tied with the k-th
-/// largest stays in).
-fn keep_top_k<B: Backend>(values: Tensor<B, 4>, by: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
-    let shape = by.shape();
-    if k >= shape[3] {
-        return values;
-    }
-    let kth = by.clone().topk(k, 3).narrow(3, k - 1, 1);
-    values.mask_fill(by.lower(kth.expand(shape)), f32::NEG_INFINITY)
-}
-
-/// `probs` `[items, 1, channels, vocab]` with every token outside the nucleus zeroed, as
-/// [`super::sampling::nucleus`] does: a token goes when the mass of the more probable ones
-/// exceeds `top_p`. At most `top_k` tokens have mass (the top-k filter ran before).
-fn nucleus<B: Backend>(probs: Tensor<B, 4>, top_p: f32, top_k: usize) -> Tensor<B, 4> {
-    let shape = probs.shape();
-    // Burn's top-k takes fewer than all: with every token a candidate the smallest is left out,
-    // and it stays exactly when all the others fit in `top_p`.
-    let sorted = probs.clone().topk(top_k.min(shape[3] - 1), 3);
-    let cumulative = sorted.clone().cumsum(3);
-    let all_fit = cumulative
-        .clone()
-        .narrow(3, sorted.dims()[3] - 1, 1)
-        .lower_equal_elem(top_p);
-    let before = cumulative - sorted.clone();
-    let smallest_kept = sorted
-        .mask_fill(before.greater_elem(top_p), f32::INFINITY)
-        .min_dim(3)
-        .mask_fill(all_fit, 0.0);
-    probs
-        .clone()
-        .mask_fill(probs.lower(smallest_kept.expand(shape)), 0.0)
 }
 
 /// The flat index of the first non-finite entry of a step's `logits`, read to the host (only

@@ -7,6 +7,7 @@ mod decoding;
 mod delay;
 mod device;
 mod sampling;
+mod tokens;
 mod validate;
 
 use std::fmt;
@@ -17,6 +18,7 @@ pub use self::continuous::{ContinuousBatch, ItemId, ItemStep};
 pub use self::decoding::{DecodeStep, Decoding};
 pub use self::delay::DelayedTokens;
 pub use self::sampling::{Sampler, SamplerParams, SpecialIds};
+pub use self::tokens::TokenChooser;
 use crate::backend::DiaBackend;
 use crate::error::Result;
 use crate::model::DiaModel;

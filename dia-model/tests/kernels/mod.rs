@@ -1,12 +1,14 @@
 //! The CubeCL decode kernels (`backend/cubecl`) against the generic path they replace, on the
 //! same GPU backend, fused (`Wgpu`) and unfused (`CubeBackend`): odd sizes, 1 to 8 rows, key
 //! counts not a multiple of the cube's 128-key chunk, strided inputs (cache and head views),
-//! masks; f32 within 1e-4 of the values' scale, f16 within a measured bound.
+//! masks; f32 within 1e-4 of the values' scale, f16 within a measured bound; the token chooser
+//! picks the tensor ops' codes.
 
 use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, DType, Distribution, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Distribution, Int, Tensor, TensorData};
 use dia_model::backend::{DiaBackend, generic};
+use dia_model::{DiaConfig, ModelVersion, SamplerParams, TokenChooser};
 
 /// Burn's wgpu backend without kernel fusion: the kernels launched directly.
 type Unfused = CubeBackend<WgpuRuntime, f32, i32, u32>;
@@ -165,4 +167,91 @@ fn norm_kernel_matches_generic_path() {
 fn rope_kernel_matches_generic_path() {
     check_rope::<Unfused>(&WgpuDevice::default());
     check_rope::<Fused>(&WgpuDevice::default());
+}
+
+/// The kernel's codes against the tensor ops' for `items` items of `cfg`'s model: random
+/// logits (channel 0's EOS lifted for the second item, so the EOS rules run) and draws.
+fn choose_case<B: DiaBackend>(cfg: &DiaConfig, params: SamplerParams, device: &B::Device) {
+    let (channels, vocab, items) = (cfg.decoder.num_channels, cfg.decoder.vocab_size, 3);
+    let eos = cfg.eos_token_id as usize;
+    let logits = Tensor::<B, 4>::random(
+        [2 * items, 1, channels, vocab],
+        Distribution::Normal(0.0, 3.0),
+        device,
+    );
+    let lift: Vec<f32> = (0..2 * items * channels * vocab)
+        .map(|i| {
+            if i / (channels * vocab) / 2 == 1 && i % (channels * vocab) == eos {
+                12.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let logits = logits
+        + Tensor::from_data(
+            TensorData::new(lift, [2 * items, 1, channels, vocab]),
+            device,
+        );
+    let draws = Tensor::<B, 4>::random([items, 1, channels, 1], Distribution::Default, device);
+    let chooser = TokenChooser::<B>::new(cfg, params, device);
+    let int = Tensor::<B, 1, Int>::zeros([1], device).dtype();
+    let rule = format!("{:?} {params:?}", cfg.version);
+    let kernel = B::choose_tokens(
+        logits.clone(),
+        Some(draws.clone()),
+        &dia_model::backend::TokenRule {
+            params,
+            version: cfg.version,
+            eos,
+        },
+    );
+    assert!(kernel.is_some(), "{rule}: the backend has a token kernel");
+    let codes = |t: Tensor<B, 4, Int>| {
+        t.cast(int)
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .unwrap()
+    };
+    let got = codes(chooser.choose(logits.clone(), Some(draws.clone()), int));
+    let want = codes(chooser.choose_with_ops(logits, Some(draws)));
+    assert!(
+        got.iter().all(|&c| (0..vocab as i64).contains(&c)),
+        "{rule}: codes out of range {got:?}"
+    );
+    assert_eq!(got, want, "{rule}");
+}
+
+fn check_choose<B: DiaBackend>(device: &B::Device) {
+    let greedy = SamplerParams {
+        cfg_scale: 3.0,
+        temperature: 0.0,
+        top_p: 0.95,
+        top_k: 45,
+    };
+    let sampled = SamplerParams {
+        temperature: 1.2,
+        ..greedy
+    };
+    let no_top_p = SamplerParams {
+        top_p: 1.0,
+        top_k: 50,
+        ..sampled
+    };
+    for version in [ModelVersion::V0626, ModelVersion::Original] {
+        let cfg = DiaConfig {
+            version,
+            ..DiaConfig::dia_1_6b()
+        };
+        for params in [greedy, sampled, no_top_p] {
+            choose_case::<B>(&cfg, params, device);
+        }
+    }
+}
+
+#[test]
+fn token_kernel_matches_tensor_ops() {
+    check_choose::<Unfused>(&WgpuDevice::default());
+    check_choose::<Fused>(&WgpuDevice::default());
 }

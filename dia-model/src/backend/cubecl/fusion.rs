@@ -5,12 +5,13 @@
 
 use std::marker::PhantomData;
 
-use burn::tensor::{Bool, DType, Shape, Tensor, TensorPrimitive};
+use burn::tensor::{Bool, DType, Element, Int, Shape, Tensor, TensorPrimitive};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
-use crate::backend::{DiaBackend, custom_kernels, generic};
+use super::chooses_on_kernel;
+use crate::backend::{DiaBackend, TokenRule, custom_kernels, generic};
 
 impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
     fn attend_one(
@@ -64,6 +65,27 @@ impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
         }
     }
 
+    fn choose_tokens(
+        logits: Tensor<Self, 4>,
+        draws: Option<Tensor<Self, 4>>,
+        rule: &TokenRule,
+    ) -> Option<Tensor<Self, 4, Int>> {
+        if !chooses_on_kernel(&logits) {
+            return None;
+        }
+        let [rows, _, channels, _] = logits.dims();
+        let out = (Shape::new([rows / 2, 1, channels, 1]), B::IntElem::dtype());
+        let sampled = draws.is_some();
+        let mut inputs = vec![float(logits)];
+        inputs.extend(draws.map(float));
+        let hook = Hook::Choose {
+            rule: *rule,
+            sampled,
+        };
+        let [codes] = register::<B, 1>(hook, inputs, [out]);
+        Some(Tensor::from_primitive(codes))
+    }
+
     fn samples_on_device() -> bool {
         true
     }
@@ -80,6 +102,9 @@ enum Hook {
     Norm { eps: f64 },
     /// [`DiaBackend::add_rms_norm`]: inputs x, delta, weight; outputs the sum and its norm.
     AddNorm { eps: f64 },
+    /// [`DiaBackend::choose_tokens`]: inputs logits (and draws when `sampled`); output the
+    /// codes (ints).
+    Choose { rule: TokenRule, sampled: bool },
 }
 
 impl Hook {
@@ -88,6 +113,7 @@ impl Hook {
             Hook::Attend { .. } => "dia_attend_one",
             Hook::Rope => "dia_rope",
             Hook::Norm { .. } | Hook::AddNorm { .. } => "dia_rms_norm",
+            Hook::Choose { .. } => "dia_choose_tokens",
         }
     }
 }
@@ -142,6 +168,14 @@ impl<B: FusionBackend + DiaBackend> Operation<B::FusionRuntime> for HookOp<B> {
                 );
                 let (sum, out) = B::add_rms_norm(x, Some(delta), weight, eps);
                 vec![sum.into_primitive(), out.into_primitive()]
+            }
+            Hook::Choose { rule, sampled } => {
+                let logits = input(handles, &inputs[0]);
+                let draws = sampled.then(|| input(handles, &inputs[1]));
+                let codes = B::choose_tokens(logits, draws, &rule)
+                    .unwrap_or_else(|| unreachable!("Fusion registers what its backend takes"));
+                handles.register_int_tensor::<B>(&outputs[0].id, codes.into_primitive());
+                Vec::new()
             }
         };
         for (output, result) in outputs.iter().zip(results) {

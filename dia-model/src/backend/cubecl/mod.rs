@@ -13,20 +13,25 @@ mod fusion;
 mod norm;
 mod reduce;
 mod rope;
+mod sampling;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Tensor, TensorPrimitive};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorPrimitive};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-use crate::backend::{DiaBackend, custom_kernels, generic};
+use crate::backend::{DiaBackend, TokenRule, custom_kernels, generic};
 
 /// `CubeBackend<WgpuRuntime | CudaRuntime, ..>`: the unfused backends (`Wgpu`, `Cuda` without
 /// Burn's `fusion`) and what `Fusion` wraps.
 impl<R, F, I, BT> DiaBackend for CubeBackend<R, F, I, BT>
 where
-    Self: Backend<FloatTensorPrimitive = CubeTensor<R>, BoolTensorPrimitive = CubeTensor<R>>,
+    Self: Backend<
+            FloatTensorPrimitive = CubeTensor<R>,
+            IntTensorPrimitive = CubeTensor<R>,
+            BoolTensorPrimitive = CubeTensor<R>,
+        >,
     R: CubeRuntime,
     F: FloatElement,
     I: IntElement,
@@ -81,9 +86,29 @@ where
         }
     }
 
+    fn choose_tokens(
+        logits: Tensor<Self, 4>,
+        draws: Option<Tensor<Self, 4>>,
+        rule: &TokenRule,
+    ) -> Option<Tensor<Self, 4, Int>> {
+        if !chooses_on_kernel(&logits) {
+            return None;
+        }
+        let logits = into_contiguous(float(&logits));
+        let draws = draws.map(|d| into_contiguous(float(&d.cast(DType::F32))));
+        let codes = sampling::choose(logits, draws, rule, I::dtype());
+        Some(Tensor::from_primitive(codes))
+    }
+
     fn samples_on_device() -> bool {
         true
     }
+}
+
+/// Whether [`DiaBackend::choose_tokens`] takes `logits` to its kernel: custom kernels on, f32
+/// logits and a vocabulary that fits the kernel's shared memory.
+fn chooses_on_kernel<B: Backend>(logits: &Tensor<B, 4>) -> bool {
+    custom_kernels() && logits.dtype() == DType::F32 && logits.dims()[3] <= sampling::MAX_VOCAB
 }
 
 /// A float tensor's CubeCL primitive (cloned: Burn's tensors share their buffers).
