@@ -231,10 +231,9 @@ impl<B: DiaBackend> SelfAttention<B> {
         let out = per_group(self.qkv.forward(x, shape), &rows, |g, [q, k, v]| {
             let group = &mut groups[g];
             let q = group.rope.apply(q);
-            let k = group.rope.apply(k);
             let (k, v) = match group.cache.as_mut() {
-                Some((cache, start)) => cache.append(*start, k, v),
-                None => (k, v),
+                Some((cache, start)) => cache.append_rotated(*start, k, v, group.rope),
+                None => (group.rope.apply(k), v),
             };
             merge_heads(attend(q, k, v, group.mask))
         });

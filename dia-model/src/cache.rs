@@ -5,6 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Tensor};
 
 use crate::backend::DiaBackend;
+use crate::rope::RopeAngles;
 
 /// Self-attention keys and values `[rows, kv_heads, capacity, head_dim]`; step `t` writes slot
 /// `t` in place. The capacity starts small and doubles up to `max_len` as generation goes on, so
@@ -67,6 +68,34 @@ impl<B: DiaBackend> KvCache<B> {
         v: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let end = start + k.dims()[2];
+        self.make_room(end);
+        self.k.inplace(|c| B::cache_write(c, start, k));
+        self.v.inplace(|c| B::cache_write(c, start, v));
+        self.filled(end)
+    }
+
+    /// [`KvCache::append`] with the keys rotated by `rope` on the way in (one kernel on the GPU
+    /// backends: [`DiaBackend::rope_cache_write`]).
+    pub fn append_rotated(
+        &mut self,
+        start: usize,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        rope: &RopeAngles<B>,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let end = start + k.dims()[2];
+        self.make_room(end);
+        let empty = || Tensor::empty([0; 4], &k.device());
+        let caches = (
+            std::mem::replace(&mut self.k, empty()),
+            std::mem::replace(&mut self.v, empty()),
+        );
+        (self.k, self.v) = B::rope_cache_write(caches, start, k, v, rope.tables());
+        self.filled(end)
+    }
+
+    /// Grows the cache (doubling, up to `max_len`) until it holds `end` positions.
+    fn make_room(&mut self, end: usize) {
         let capacity = self.k.dims()[2];
         if end > capacity {
             let grown = end.max(2 * capacity).min(self.max_len);
@@ -74,8 +103,10 @@ impl<B: DiaBackend> KvCache<B> {
             self.v.inplace(|c| grow(c, grown));
             release_freed_memory();
         }
-        self.k.inplace(|c| B::cache_write(c, start, k));
-        self.v.inplace(|c| B::cache_write(c, start, v));
+    }
+
+    /// The filled prefix `0..end` of the keys and of the values.
+    fn filled(&self, end: usize) -> (Tensor<B, 4>, Tensor<B, 4>) {
         (
             self.k.clone().narrow(2, 0, end),
             self.v.clone().narrow(2, 0, end),

@@ -83,6 +83,11 @@ impl<B: Backend> RotaryEmbedding<B> {
 }
 
 impl<B: DiaBackend> RopeAngles<B> {
+    /// `(sin, cos)`, each `[1, 1, seq, head_dim / 2]` f32.
+    pub fn tables(&self) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        (self.sin.clone(), self.cos.clone())
+    }
+
     /// Rotates `x` `[batch, heads, seq, head_dim]` in f32 and returns it in its own dtype.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         B::rope(x, self.sin.clone(), self.cos.clone())

@@ -167,6 +167,21 @@ fn mean_over_rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
         .reshape([batch, seq, 1])
 }
 
+/// [`crate::DiaBackend::rope_cache_write`] from the backend's RoPE and cache-write hooks.
+pub fn rope_cache_write<B: DiaBackend>(
+    (k_cache, v_cache): (Tensor<B, 4>, Tensor<B, 4>),
+    start: usize,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    (sin, cos): (Tensor<B, 4>, Tensor<B, 4>),
+) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let k = B::rope(k, sin, cos);
+    (
+        B::cache_write(k_cache, start, k),
+        B::cache_write(v_cache, start, v),
+    )
+}
+
 /// The KV-cache write as Burn's `slice_assign` (copy-on-write where the cache is shared).
 pub fn cache_write<B: Backend>(
     cache: Tensor<B, 4>,

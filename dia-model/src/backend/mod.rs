@@ -81,6 +81,20 @@ pub trait DiaBackend: DacBackend {
         generic::rope(x, sin, cos)
     }
 
+    /// The decode step's cache update: `k` `[rows, heads, len, d]` rotated by `sin`/`cos`
+    /// `[1, 1, len, d / 2]` (as [`DiaBackend::rope`]) and `v` written into `k_cache` and
+    /// `v_cache` `[rows, heads, capacity, d]` at positions `start..start + len` (as
+    /// [`DiaBackend::cache_write`], in place); returns the caches.
+    fn rope_cache_write(
+        (k_cache, v_cache): (Tensor<Self, 4>, Tensor<Self, 4>),
+        start: usize,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        (sin, cos): (Tensor<Self, 4>, Tensor<Self, 4>),
+    ) -> (Tensor<Self, 4>, Tensor<Self, 4>) {
+        generic::rope_cache_write((k_cache, v_cache), start, k, v, (sin, cos))
+    }
+
     /// `x + delta` (or `x` itself without `delta`) and its RMSNorm with the f32 scale `weight`
     /// `[dim]`, over the last axis of `[b, s, dim]`, in f32 and returned in `x`'s dtype: every
     /// norm of the model, each after the residual add that precedes it.

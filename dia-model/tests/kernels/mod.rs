@@ -142,6 +142,67 @@ fn rope_case<B: DiaBackend>(shape: [usize; 4], dtype: DType, device: &B::Device)
     relative_diff(B::rope(x, sin, cos), want)
 }
 
+/// RoPE into the KV cache: `len` positions of a key head view and values written at `start`
+/// of caches of `capacity`, against the generic path on caches of the same values; with
+/// `shared`, a clone of the caches is alive and must keep its values.
+fn rope_cache_case<B: DiaBackend>(
+    shape: [usize; 6],
+    shared: bool,
+    dtype: DType,
+    device: &B::Device,
+) -> f32 {
+    let [rows, heads, len, dim, start, capacity] = shape;
+    let k = random::<B, 4>([rows, len, heads, dim], dtype, device).swap_dims(1, 2);
+    let v = random::<B, 4>([rows, heads, len, dim], dtype, device);
+    let table = |_| {
+        random::<B, 2>([len + 3, dim / 2], DType::F32, device)
+            .narrow(0, 1, len)
+            .unsqueeze::<4>()
+    };
+    let tables = (table(0), table(1));
+    let data = |_| random::<B, 4>([rows, heads, capacity, dim], dtype, device).into_data();
+    let (k_data, v_data) = (data(0), data(1));
+    let caches = || {
+        let load = |d: &TensorData| Tensor::<B, 4>::from_data(d.clone(), (device, dtype));
+        (load(&k_data), load(&v_data))
+    };
+    let want = generic::rope_cache_write(
+        (f32s(&caches().0), f32s(&caches().1)),
+        start,
+        f32s(&k),
+        f32s(&v),
+        tables.clone(),
+    );
+    let kept = caches();
+    let given = if shared { kept.clone() } else { caches() };
+    let got = B::rope_cache_write(given, start, k, v, tables);
+    if shared {
+        kept.0.into_data().assert_eq(&k_data, true);
+        kept.1.into_data().assert_eq(&v_data, true);
+    }
+    relative_diff(got.0, want.0).max(relative_diff(got.1, want.1))
+}
+
+fn check_rope_cache<B: DiaBackend>(device: &B::Device) {
+    // [rows, heads, len, head_dim, start, capacity]: a decode step, one at the last slot, a
+    // prefill of 7 positions.
+    for shape in [
+        [2, 4, 1, 128, 5, 16],
+        [1, 3, 1, 34, 15, 16],
+        [3, 2, 7, 16, 0, 9],
+    ] {
+        for shared in [false, true] {
+            let d = rope_cache_case::<B>(shape, shared, DType::F32, device);
+            assert!(d <= F32_TOL, "rope cache {shape:?} shared {shared}: {d}");
+            let d = rope_cache_case::<B>(shape, shared, DType::F16, device);
+            assert!(
+                d <= F16_TOL,
+                "f16 rope cache {shape:?} shared {shared}: {d}"
+            );
+        }
+    }
+}
+
 fn check_rope<B: DiaBackend>(device: &B::Device) {
     for shape in [[1, 1, 1, 2], [2, 3, 1, 34], [3, 4, 5, 128]] {
         let d = rope_case::<B>(shape, DType::F32, device);
@@ -167,6 +228,12 @@ fn norm_kernel_matches_generic_path() {
 fn rope_kernel_matches_generic_path() {
     check_rope::<Unfused>(&WgpuDevice::default());
     check_rope::<Fused>(&WgpuDevice::default());
+}
+
+#[test]
+fn rope_cache_kernel_matches_generic_path() {
+    check_rope_cache::<Unfused>(&WgpuDevice::default());
+    check_rope_cache::<Fused>(&WgpuDevice::default());
 }
 
 /// The kernel's codes against the tensor ops' for `items` items of `cfg`'s model: random

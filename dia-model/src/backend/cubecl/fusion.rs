@@ -40,6 +40,25 @@ impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
         from_float(out)
     }
 
+    fn rope_cache_write(
+        (k_cache, v_cache): (Tensor<Self, 4>, Tensor<Self, 4>),
+        start: usize,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        (sin, cos): (Tensor<Self, 4>, Tensor<Self, 4>),
+    ) -> (Tensor<Self, 4>, Tensor<Self, 4>) {
+        if !custom_kernels() {
+            return generic::rope_cache_write((k_cache, v_cache), start, k, v, (sin, cos));
+        }
+        let outputs = [
+            (k_cache.shape(), k_cache.dtype()),
+            (v_cache.shape(), v_cache.dtype()),
+        ];
+        let inputs = [k_cache, v_cache, k, v, sin, cos].map(float).to_vec();
+        let [k_cache, v_cache] = register::<B, 2>(Hook::RopeCacheWrite { start }, inputs, outputs);
+        (from_float(k_cache), from_float(v_cache))
+    }
+
     fn add_rms_norm(
         x: Tensor<Self, 3>,
         delta: Option<Tensor<Self, 3>>,
@@ -98,6 +117,9 @@ enum Hook {
     Attend { masked: bool },
     /// [`DiaBackend::rope`]: inputs x, sin, cos.
     Rope,
+    /// [`DiaBackend::rope_cache_write`]: inputs the two caches, k, v, sin, cos; outputs the
+    /// caches.
+    RopeCacheWrite { start: usize },
     /// [`DiaBackend::add_rms_norm`] without a residual: inputs x, weight; output the norm.
     Norm { eps: f64 },
     /// [`DiaBackend::add_rms_norm`]: inputs x, delta, weight; outputs the sum and its norm.
@@ -112,6 +134,7 @@ impl Hook {
         match self {
             Hook::Attend { .. } => "dia_attend_one",
             Hook::Rope => "dia_rope",
+            Hook::RopeCacheWrite { .. } => "dia_rope_cache_write",
             Hook::Norm { .. } | Hook::AddNorm { .. } => "dia_rms_norm",
             Hook::Choose { .. } => "dia_choose_tokens",
         }
@@ -154,6 +177,13 @@ impl<B: FusionBackend + DiaBackend> Operation<B::FusionRuntime> for HookOp<B> {
                 );
                 let out = B::rope(x, sin, cos);
                 vec![out.into_primitive()]
+            }
+            Hook::RopeCacheWrite { start } => {
+                let caches = (input(handles, &inputs[0]), input(handles, &inputs[1]));
+                let (k, v) = (input(handles, &inputs[2]), input(handles, &inputs[3]));
+                let tables = (input(handles, &inputs[4]), input(handles, &inputs[5]));
+                let (k_cache, v_cache) = B::rope_cache_write(caches, start, k, v, tables);
+                vec![k_cache.into_primitive(), v_cache.into_primitive()]
             }
             Hook::Norm { eps } => {
                 let (x, weight) = (input(handles, &inputs[0]), input(handles, &inputs[1]));

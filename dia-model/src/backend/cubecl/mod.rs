@@ -1,14 +1,16 @@
 //! The CubeCL GPU backends (wgpu, CUDA): the decode step's own kernels, written once in CubeCL
 //! so they run on every runtime (Vulkan, Metal, DX12, CUDA): single-query attention, RMSNorm
-//! after the residual add, and RoPE, each one launch where Burn's ops take three to six. The
-//! other hooks keep Burn's generic ops (fused, autotuned where the application enables it).
-//! Tokens are chosen on the device, which spares a host round trip per step. With
+//! after the residual add, RoPE, RoPE with the KV-cache write, and the token choice, each one
+//! launch where Burn's ops take three to thirty. The projections keep Burn's matmul (fused,
+//! autotuned where the application enables it). Tokens are chosen on the device, which spares
+//! a host round trip per step. With
 //! [`crate::backend::set_custom_kernels`]`(false)` every hook takes Burn's ops.
 //!
 //! One impl per wrapper covers every runtime and element type: `CubeBackend` launches the
 //! kernels, `Fusion` runs them as custom operations of its fused stream ([`fusion`]).
 
 mod attention;
+mod cache;
 mod fusion;
 mod norm;
 mod reduce;
@@ -63,6 +65,34 @@ where
             return generic::rope(x, sin, cos);
         }
         from_float(rope::rope(float(&x), float(&sin), float(&cos)))
+    }
+
+    fn rope_cache_write(
+        (k_cache, v_cache): (Tensor<Self, 4>, Tensor<Self, 4>),
+        start: usize,
+        k: Tensor<Self, 4>,
+        v: Tensor<Self, 4>,
+        (sin, cos): (Tensor<Self, 4>, Tensor<Self, 4>),
+    ) -> (Tensor<Self, 4>, Tensor<Self, 4>) {
+        let caches = (
+            k_cache.into_primitive().tensor(),
+            v_cache.into_primitive().tensor(),
+        );
+        // In place only where nothing else reads the caches' buffers.
+        let writable = caches.0.can_mut() && caches.1.can_mut();
+        let same_dtype = caches.0.dtype == k.dtype() && caches.1.dtype == v.dtype();
+        let caches = (from_float(caches.0), from_float(caches.1));
+        if !(custom_kernels() && writable && same_dtype) {
+            return generic::rope_cache_write(caches, start, k, v, (sin, cos));
+        }
+        let (k_cache, v_cache) = cache::rope_cache_write(
+            (float(&caches.0), float(&caches.1)),
+            start,
+            float(&k),
+            float(&v),
+            (float(&sin), float(&cos)),
+        );
+        (from_float(k_cache), from_float(v_cache))
     }
 
     fn add_rms_norm(
