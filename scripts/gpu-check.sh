@@ -7,7 +7,8 @@
 #   scripts/gpu-check.sh run              (on the GPU machine, with gpu/ carried) writes under $OUT
 #
 # `run` measures every gpu/dia-bench-*.gz it finds (so a change is measured beside the code it
-# replaces), each at the full size with random weights, bf16/f16/f32, on cuda and wgpu, sampling
+# replaces), each at the full size with random weights, bf16/f16/f32, on cuda and wgpu, with and
+# without the CubeCL kernels and each decode hook alone (`dia-bench kernels`), sampling
 # on the host and on the device where the binary can (SAMPLING=host,device), then the
 # PyTorch anchors (eager bf16/f16/f32, compiled bf16), with CubeCL's autotune and kernel caches
 # kept between the configurations (cubecl.toml in the working folder). Every part has its own
@@ -47,15 +48,30 @@ run() {
         name="$(basename "$packed" .gz)"
         gunzip -c "$packed" > "$work/$name"
         chmod +x "$work/$name"
-        # Both sampling sites where the binary has them (host: a read-back every step).
-        local sampling=()
-        if "$work/$name" report --help | grep -q -- --sampling; then
-            sampling=(--sampling "${SAMPLING:-host,device}")
+        # Both sampling sites and both kernel sets where the binary has them (host: a read-back
+        # every step; custom kernels off: Burn's generic ops, the path issue 21 replaces).
+        local knobs=()
+        local help
+        help="$("$work/$name" report --help)"
+        if grep -q -- --sampling <<< "$help"; then
+            knobs+=(--sampling "${SAMPLING:-host,device}")
+        fi
+        if grep -q -- --custom-kernels <<< "$help"; then
+            knobs+=(--custom-kernels "${CUSTOM_KERNELS:-both}")
         fi
         (cd "$work" && timeout "${BENCH_LIMIT:-240}" "./$name" report --size "${SIZE:-full}" \
             --backends "${BACKENDS:-cuda,wgpu}" --dtypes bf16,f16,f32 --rope-table on --fused-qkv on \
-            "${sampling[@]}" --steps "$steps" --warmup "$warmup" --dac-seconds 0 --out "$out/$name") \
+            "${knobs[@]}" --steps "$steps" --warmup "$warmup" --dac-seconds 0 --out "$out/$name") \
             > "$out/$name.log" 2>&1 || echo "exit $?" >> "$out/$name.log"
+        # Each decode hook alone, ours against Burn's ops, where the binary has the command.
+        if "$work/$name" --help | grep -q kernels; then
+            local backends="${BACKENDS:-cuda,wgpu}"
+            for backend in ${backends//,/ }; do
+                (cd "$work" && timeout "${KERNELS_LIMIT:-60}" "./$name" kernels --backend "$backend" \
+                    --dtype bf16 --out "$out/$name-kernels-$backend") \
+                    >> "$out/$name.log" 2>&1 || echo "kernels $backend: exit $?" >> "$out/$name.log"
+            done
+        fi
     done
 
     local python="${PYTHON:-python3}"

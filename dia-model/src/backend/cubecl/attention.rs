@@ -1,5 +1,6 @@
 //! Single-query attention (a decode step) in one kernel: one cube per query head streams its
-//! KV head's keys and values in chunks of the cube's width with an online softmax, in f32,
+//! KV head's keys and values in chunks of the cube's width with an online softmax, in f32
+//! (eight threads per key's dot product, one per output element for the values),
 //! reading q, k, v and the mask through their strides (cache views, head views: no copies).
 
 use burn::tensor::{DType, Shape};
@@ -12,6 +13,8 @@ use super::reduce::{cube_max, cube_sum};
 
 /// Threads per cube: the chunk of keys scored at once.
 const THREADS: u32 = 128;
+/// Threads that share one key's dot product.
+const LANES: u32 = 8;
 /// Stand-in for −∞ (WGSL has no infinite literal); scores are far above it.
 const FLOOR: f32 = -3.0e38;
 
@@ -62,15 +65,8 @@ fn attend_one_kernel<F: Float, M: Int>(
         if masked && valid {
             valid = !bool::cast_from(hidden[b * hidden.stride(0) + j * hidden.stride(3)]);
         }
-        let mut score = f32::new(FLOOR);
-        if valid {
-            let row_at = k_at + j * k.stride(2);
-            let mut sum = f32::new(0.0);
-            for i in 0..dim {
-                sum += qs[i] * f32::cast_from(k[row_at + i * k.stride(3)]);
-            }
-            score = sum;
-        }
+        chunk_scores::<F>(k, k_at, start, &qs, &mut probs, &mut red);
+        let score = select(valid, probs[t], f32::new(FLOOR));
         let chunk_best = cube_max(&mut red, score);
         let new_best = select(chunk_best > best, chunk_best, best);
         let p = select(valid, (score - new_best).exp(), f32::new(0.0));
@@ -93,6 +89,50 @@ fn attend_one_kernel<F: Float, M: Int>(
     }
     if t < dim {
         out[row * dim + t] = F::cast_from(acc / total);
+    }
+}
+
+/// `scores[jj] = q · k[start + jj]` for the chunk's keys (those past the cache left as they
+/// are): [`LANES`] threads per key, each summing a strided share of the dimensions, so
+/// neighbouring threads read neighbouring elements of a key row.
+#[cube]
+fn chunk_scores<F: Float>(
+    k: &Tensor<F>,
+    k_at: usize,
+    start: usize,
+    qs: &SharedMemory<f32>,
+    scores: &mut SharedMemory<f32>,
+    red: &mut SharedMemory<f32>,
+) {
+    let (dim, len) = (k.shape(3), k.shape(2));
+    let t = UNIT_POS_X as usize;
+    let threads = CUBE_DIM_X as usize;
+    let lanes = LANES as usize;
+    let (lane, group) = (t % lanes, t / lanes);
+    let mut pass = 0;
+    while pass < threads {
+        let key = pass + group;
+        let j = start + key;
+        let mut partial = f32::new(0.0);
+        if j < len {
+            let row_at = k_at + j * k.stride(2);
+            let mut i = lane;
+            while i < dim {
+                partial += qs[i] * f32::cast_from(k[row_at + i * k.stride(3)]);
+                i += lanes;
+            }
+        }
+        red[t] = partial;
+        sync_cube();
+        if lane == 0 {
+            let mut sum = f32::new(0.0);
+            for l in 0..lanes {
+                sum += red[t + l];
+            }
+            scores[key] = sum;
+        }
+        sync_cube();
+        pass += threads / lanes;
     }
 }
 

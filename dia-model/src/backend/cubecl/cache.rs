@@ -7,6 +7,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
+use super::rope::{pairs, rotate_pair};
+
 /// `k_cache[b, h, start + s, :] = rope(k[b, h, s, :])`, `v_cache[b, h, start + s, :] =
 /// v[b, h, s, :]` (any strides), `sin`/`cos` `[1, 1, s, d/2]` f32.
 #[cube(launch)]
@@ -20,26 +22,16 @@ fn rope_cache_write_kernel<F: Float>(
     start: u32,
     #[define(F)] _dtype: StorageType,
 ) {
-    let heads = k.shape(1);
-    let seq = k.shape(2);
-    let half = k.shape(3) / 2;
-    let pair = ABSOLUTE_POS;
-    if pair >= k.shape(0) * heads * seq * half {
+    if ABSOLUTE_POS >= pairs::<F>(k) {
         terminate!();
     }
-    let i = pair % half;
-    let s = (pair / half) % seq;
-    let h = (pair / (half * seq)) % heads;
-    let b = pair / (half * seq * heads);
-    let at = b * k.stride(0) + h * k.stride(1) + s * k.stride(2);
-    let x1 = f32::cast_from(k[at + i * k.stride(3)]);
-    let x2 = f32::cast_from(k[at + (i + half) * k.stride(3)]);
-    let sn = sin[s * sin.stride(2) + i * sin.stride(3)];
-    let cs = cos[s * cos.stride(2) + i * cos.stride(3)];
+    let pair = rotate_pair::<F>(k, sin, cos, ABSOLUTE_POS);
+    let (b, h, s) = pair.row;
+    let (i, half) = (pair.i, k.shape(3) / 2);
     let position = start as usize + s;
     let to = b * k_cache.stride(0) + h * k_cache.stride(1) + position * k_cache.stride(2);
-    k_cache[to + i * k_cache.stride(3)] = F::cast_from(x1 * cs - x2 * sn);
-    k_cache[to + (i + half) * k_cache.stride(3)] = F::cast_from(x2 * cs + x1 * sn);
+    k_cache[to + i * k_cache.stride(3)] = F::cast_from(pair.first);
+    k_cache[to + (i + half) * k_cache.stride(3)] = F::cast_from(pair.second);
     let from = b * v.stride(0) + h * v.stride(1) + s * v.stride(2);
     let to = b * v_cache.stride(0) + h * v_cache.stride(1) + position * v_cache.stride(2);
     v_cache[to + i * v_cache.stride(3)] = v[from + i * v.stride(3)];
