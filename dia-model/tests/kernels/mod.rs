@@ -44,6 +44,14 @@ fn relative_diff<B: Backend, const D: usize>(got: Tensor<B, D>, want: Tensor<B, 
     diff / scale
 }
 
+/// Runs `case` in f32 and in f16 and holds each difference to its dtype's tolerance.
+fn within_tolerances(what: &str, case: impl Fn(DType) -> f32) {
+    let d = case(DType::F32);
+    assert!(d <= F32_TOL, "f32 {what}: {d}");
+    let d = case(DType::F16);
+    assert!(d <= F16_TOL, "f16 {what}: {d}");
+}
+
 /// `x` in f32: the reference computation for every dtype.
 fn f32s<B: Backend, const D: usize>(x: &Tensor<B, D>) -> Tensor<B, D> {
     x.clone().cast(DType::F32)
@@ -91,10 +99,10 @@ fn check_attention<B: DiaBackend>(device: &B::Device) {
     ];
     for shape in shapes {
         for masked in [false, true] {
-            let d = attend_case::<B>(shape, masked, DType::F32, device);
-            assert!(d <= F32_TOL, "attention {shape:?} masked {masked}: {d}");
-            let d = attend_case::<B>(shape, masked, DType::F16, device);
-            assert!(d <= F16_TOL, "f16 attention {shape:?} masked {masked}: {d}");
+            let what = format!("attention {shape:?} masked {masked}");
+            within_tolerances(&what, |dtype| {
+                attend_case::<B>(shape, masked, dtype, device)
+            });
         }
     }
 }
@@ -120,10 +128,10 @@ fn check_norm<B: DiaBackend>(device: &B::Device) {
     // One row of 37, a decode step of 8 rows of 300, a prefill of 2 × 5 rows of 1000.
     for shape in [[1, 1, 37], [8, 1, 300], [2, 5, 1000]] {
         for residual in [false, true] {
-            let d = norm_case::<B>(shape, residual, DType::F32, device);
-            assert!(d <= F32_TOL, "norm {shape:?} residual {residual}: {d}");
-            let d = norm_case::<B>(shape, residual, DType::F16, device);
-            assert!(d <= F16_TOL, "f16 norm {shape:?} residual {residual}: {d}");
+            let what = format!("norm {shape:?} residual {residual}");
+            within_tolerances(&what, |dtype| {
+                norm_case::<B>(shape, residual, dtype, device)
+            });
         }
     }
 }
@@ -192,23 +200,19 @@ fn check_rope_cache<B: DiaBackend>(device: &B::Device) {
         [3, 2, 7, 16, 0, 9],
     ] {
         for shared in [false, true] {
-            let d = rope_cache_case::<B>(shape, shared, DType::F32, device);
-            assert!(d <= F32_TOL, "rope cache {shape:?} shared {shared}: {d}");
-            let d = rope_cache_case::<B>(shape, shared, DType::F16, device);
-            assert!(
-                d <= F16_TOL,
-                "f16 rope cache {shape:?} shared {shared}: {d}"
-            );
+            let what = format!("rope cache {shape:?} shared {shared}");
+            within_tolerances(&what, |dtype| {
+                rope_cache_case::<B>(shape, shared, dtype, device)
+            });
         }
     }
 }
 
 fn check_rope<B: DiaBackend>(device: &B::Device) {
     for shape in [[1, 1, 1, 2], [2, 3, 1, 34], [3, 4, 5, 128]] {
-        let d = rope_case::<B>(shape, DType::F32, device);
-        assert!(d <= F32_TOL, "rope {shape:?}: {d}");
-        let d = rope_case::<B>(shape, DType::F16, device);
-        assert!(d <= F16_TOL, "f16 rope {shape:?}: {d}");
+        within_tolerances(&format!("rope {shape:?}"), |dtype| {
+            rope_case::<B>(shape, dtype, device)
+        });
     }
 }
 

@@ -1,7 +1,7 @@
 //! The CubeCL GPU backends (wgpu, CUDA): the decode step's own kernels, written once in CubeCL
 //! so they run on every runtime (Vulkan, Metal, DX12, CUDA): single-query attention, RMSNorm
 //! after the residual add, RoPE, RoPE with the KV-cache write, and the token choice, each one
-//! launch where Burn's ops take three to thirty. The projections keep Burn's matmul (fused,
+//! launch where Burn's ops take two to thirty. The projections keep Burn's matmul (fused,
 //! autotuned where the application enables it). Tokens are chosen on the device, which spares
 //! a host round trip per step. With
 //! [`crate::backend::set_custom_kernels`]`(false)` every hook takes Burn's ops.
