@@ -145,92 +145,103 @@ fn hook_calls<'a, B: DiaBackend>(
     device: &'a B::Device,
 ) -> Vec<HookCall<'a, B>> {
     let d = &config.decoder;
-    let dtype = plan.dtype;
-    let rows = plan.rows;
-    let random = move |shape: [usize; 4]| {
-        Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device).cast(dtype)
+    let inputs = Inputs::<B> {
+        device,
+        dtype: plan.dtype,
+        rows: plan.rows,
     };
-    let flat = |x: Tensor<B, 4>| -> Tensor<B, 3> { x.flatten(2, 3) };
-    let attention = |kv: usize, heads: usize, dim: usize, keys: usize, masked: bool| {
-        let (q, k, v) = (
-            random([rows, kv, heads / kv, dim]),
-            random([rows, kv, keys, dim]),
-            random([rows, kv, keys, dim]),
-        );
-        // The cross-attention hides the text's padding: here its last eighth.
-        let hidden = masked.then(|| {
-            let hide = |i: usize| i32::from(i % keys >= keys * 7 / 8);
-            let bits: Vec<i32> = (0..rows * keys).map(hide).collect();
-            Tensor::<B, 4, Int>::from_data(TensorData::new(bits, [rows, 1, 1, keys]), device)
-                .equal_elem(1)
-        });
-        move || {
-            flat(B::attend_one(
-                q.clone(),
-                k.clone(),
-                v.clone(),
-                hidden.clone(),
-            ))
-        }
-    };
-    let self_attn = attention(
-        d.num_key_value_heads,
-        d.num_attention_heads,
-        d.head_dim,
-        plan.cache,
-        false,
-    );
-    let cross = attention(
+    let own = [d.num_key_value_heads, d.num_attention_heads, d.head_dim];
+    let cross = [
         d.cross_num_key_value_heads,
         d.cross_num_attention_heads,
         d.cross_head_dim,
-        plan.text,
-        true,
-    );
-    let x = random([rows, 1, 1, d.hidden_size]).flatten::<3>(2, 3);
-    let delta = random([rows, 1, 1, d.hidden_size]).flatten::<3>(2, 3);
-    let weight = Tensor::<B, 1>::ones([d.hidden_size], (device, DType::F32));
-    let eps = d.norm_eps;
-    let norm = move || B::add_rms_norm(x.clone(), Some(delta.clone()), weight.clone(), eps).1;
-    let half = d.head_dim / 2;
-    let angles =
-        || Tensor::<B, 4>::random([1, 1, 1, half], Distribution::Uniform(-1.0, 1.0), device);
-    let (sin, cos) = (angles(), angles());
-    let q = random([rows, d.num_attention_heads, 1, d.head_dim]);
-    let rope = move || flat(B::rope(q.clone(), sin.clone(), cos.clone()));
-    let (heads, kv, dim) = (d.num_attention_heads, d.num_key_value_heads, d.head_dim);
+    ];
     vec![
+        inputs.attention("attend_one (self-attention)", own, plan.cache, false),
+        inputs.attention(
+            "attend_one (cross-attention, masked)",
+            cross,
+            plan.text,
+            true,
+        ),
+        inputs.norm(d.hidden_size, d.norm_eps),
+        inputs.rope(d.num_attention_heads, d.head_dim),
+    ]
+}
+
+/// Random inputs of a decode step's shapes: `rows` rows in `dtype` on `device`.
+struct Inputs<'a, B: DiaBackend> {
+    device: &'a B::Device,
+    dtype: DType,
+    rows: usize,
+}
+
+impl<'a, B: DiaBackend> Inputs<'a, B> {
+    fn random(&self, shape: [usize; 4]) -> Tensor<B, 4> {
+        Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), self.device).cast(self.dtype)
+    }
+
+    /// [`DiaBackend::attend_one`] for `[kv_heads, heads, head_dim]` over `keys` keys; `masked`
+    /// hides the last eighth of them (the text's padding, for the cross-attention).
+    fn attention(
+        &self,
+        hook: &'static str,
+        heads: [usize; 3],
+        keys: usize,
+        masked: bool,
+    ) -> HookCall<'a, B> {
+        let ([kv, heads, dim], rows) = (heads, self.rows);
+        let q = self.random([rows, kv, heads / kv, dim]);
+        let (k, v) = (
+            self.random([rows, kv, keys, dim]),
+            self.random([rows, kv, keys, dim]),
+        );
+        let hidden = masked.then(|| {
+            let hide = |i: usize| i32::from(i % keys >= keys * 7 / 8);
+            let bits: Vec<i32> = (0..rows * keys).map(hide).collect();
+            Tensor::<B, 4, Int>::from_data(TensorData::new(bits, [rows, 1, 1, keys]), self.device)
+                .equal_elem(1)
+        });
         HookCall {
-            hook: "attend_one (self-attention)",
+            hook,
             shape: format!(
-                "q [{rows}, {kv}, {}, {dim}], k/v [{rows}, {kv}, {}, {dim}]",
-                heads / kv,
-                plan.cache
+                "q [{rows}, {kv}, {}, {dim}], k/v [{rows}, {kv}, {keys}, {dim}]",
+                heads / kv
             ),
-            run: Box::new(self_attn),
-        },
-        HookCall {
-            hook: "attend_one (cross-attention, masked)",
-            shape: format!(
-                "q [{rows}, {}, {}, {}], k/v [.., {}, ..]",
-                d.cross_num_key_value_heads,
-                d.cross_num_attention_heads / d.cross_num_key_value_heads,
-                d.cross_head_dim,
-                plan.text
-            ),
-            run: Box::new(cross),
-        },
+            run: Box::new(move || {
+                B::attend_one(q.clone(), k.clone(), v.clone(), hidden.clone()).flatten(2, 3)
+            }),
+        }
+    }
+
+    /// [`DiaBackend::add_rms_norm`] after a residual add, `[rows, 1, width]`.
+    fn norm(&self, width: usize, eps: f64) -> HookCall<'a, B> {
+        let x = self.random([self.rows, 1, 1, width]).flatten::<3>(2, 3);
+        let delta = self.random([self.rows, 1, 1, width]).flatten::<3>(2, 3);
+        let weight = Tensor::<B, 1>::ones([width], (self.device, DType::F32));
         HookCall {
             hook: "add_rms_norm (residual + norm)",
-            shape: format!("[{rows}, 1, {}]", d.hidden_size),
-            run: Box::new(norm),
-        },
+            shape: format!("[{}, 1, {width}]", self.rows),
+            run: Box::new(move || {
+                B::add_rms_norm(x.clone(), Some(delta.clone()), weight.clone(), eps).1
+            }),
+        }
+    }
+
+    /// [`DiaBackend::rope`] of one position's query heads.
+    fn rope(&self, heads: usize, dim: usize) -> HookCall<'a, B> {
+        let angles = || {
+            let shape = [1, 1, 1, dim / 2];
+            Tensor::<B, 4>::random(shape, Distribution::Uniform(-1.0, 1.0), self.device)
+        };
+        let (sin, cos) = (angles(), angles());
+        let q = self.random([self.rows, heads, 1, dim]);
         HookCall {
             hook: "rope",
-            shape: format!("[{rows}, {heads}, 1, {dim}]"),
-            run: Box::new(rope),
-        },
-    ]
+            shape: format!("[{}, {heads}, 1, {dim}]", self.rows),
+            run: Box::new(move || B::rope(q.clone(), sin.clone(), cos.clone()).flatten(2, 3)),
+        }
+    }
 }
 
 /// The profile as Markdown: one row per hook.
