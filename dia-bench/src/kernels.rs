@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
 use dia_model::backend::set_custom_kernels;
-use dia_model::{BackendKind, DiaBackend, DiaConfig, OnBackend};
+use dia_model::{BackendKind, Dense, DiaBackend, DiaConfig, OnBackend, WeightStorage};
 use serde::Serialize;
 
 use crate::codec::median;
@@ -166,6 +166,18 @@ fn hook_calls<'a, B: DiaBackend>(
         ),
         inputs.norm(d.hidden_size, d.norm_eps),
         inputs.rope(d.num_attention_heads, d.head_dim),
+        inputs.project(
+            "o",
+            [d.num_attention_heads * d.head_dim, d.hidden_size],
+            None,
+        ),
+        inputs.project("gate/up", [d.hidden_size, 2 * d.intermediate_size], None),
+        inputs.project("down", [d.intermediate_size, d.hidden_size], None),
+        inputs.project(
+            "gate/up",
+            [d.hidden_size, 2 * d.intermediate_size],
+            Some(WeightStorage::Int8),
+        ),
     ]
 }
 
@@ -225,6 +237,29 @@ impl<'a, B: DiaBackend> Inputs<'a, B> {
             run: Box::new(move || {
                 B::add_rms_norm(x.clone(), Some(delta.clone()), weight.clone(), eps).1
             }),
+        }
+    }
+
+    /// [`DiaBackend::project`] of `rows` rows by a random `[in, out]` weight stored as
+    /// `storage` (default: the dtype's float).
+    fn project(
+        &self,
+        name: &str,
+        [d_in, d_out]: [usize; 2],
+        storage: Option<WeightStorage>,
+    ) -> HookCall<'a, B> {
+        let storage = storage.unwrap_or(WeightStorage::of_dtype(self.dtype));
+        let x = self.random([1, 1, self.rows, d_in]).flatten::<2>(0, 2);
+        let weight =
+            Tensor::<B, 2>::random([d_in, d_out], Distribution::Normal(0.0, 0.02), self.device);
+        let weight = Dense::new(weight, storage);
+        HookCall {
+            hook: "project",
+            shape: format!(
+                "{name}: [{}, {d_in}] · [{d_in}, {d_out}] {storage:?}",
+                self.rows
+            ),
+            run: Box::new(move || B::project(x.clone(), &weight).unsqueeze()),
         }
     }
 

@@ -64,7 +64,7 @@ impl<B: Backend> Dense<B> {
             return Self::Float(Param::from_tensor(Tensor::cat(floats, 1)));
         }
         Self::Int8(Int8Weight {
-            values: Param::initialized(ParamId::new(), Tensor::cat(values, 1)),
+            values: Param::initialized(ParamId::new(), cat_int8_columns(values)),
             scale: Param::from_tensor(Tensor::cat(scales, 0)),
         })
     }
@@ -76,6 +76,28 @@ impl<B: Backend> Dense<B> {
             Self::Int8(q) => q.values.dims(),
         }
     }
+}
+
+/// Int8 `[in, out_i]` matrices side by side, joined on the host: WGSL has no 8-bit type, so
+/// wgpu stores int8 but cannot run Burn's `cat` on it (this runs once, at load).
+fn cat_int8_columns<B: Backend>(parts: Vec<Tensor<B, 2, Int>>) -> Tensor<B, 2, Int> {
+    let device = parts[0].device();
+    let [d_in, _] = parts[0].dims();
+    let parts: Vec<(usize, Vec<i8>)> = parts
+        .into_iter()
+        .map(|p| {
+            let width = p.dims()[1];
+            (width, p.into_data().to_vec::<i8>().expect("int8 values"))
+        })
+        .collect();
+    let d_out = parts.iter().map(|(width, _)| width).sum();
+    let mut joined = Vec::with_capacity(d_in * d_out);
+    for row in 0..d_in {
+        for (width, values) in &parts {
+            joined.extend_from_slice(&values[row * width..(row + 1) * width]);
+        }
+    }
+    Tensor::from_data(TensorData::new(joined, [d_in, d_out]), (&device, DType::I8))
 }
 
 impl<B: Backend> Int8Weight<B> {

@@ -6,7 +6,7 @@
 mod common;
 
 use burn::tensor::DType;
-use common::layers::{assert_within, layer_diffs};
+use common::layers::{INT8_BOUND, assert_within, layer_diffs};
 use common::*;
 use dia_model::{ModelOptions, WeightStorage};
 use half::{bf16, f16};
@@ -17,9 +17,6 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 /// 0.24, 0.14. The bounds leave 1.5× room for other summation orders.
 const F16_BOUND: f32 = 0.055;
 const BF16_BOUND: f32 = 0.36;
-/// Int8 weights, f32 activations (2026-11-22): 0.13 encoder, 0.47 prefill logits, 0.17 step
-/// logits, the same on Flex's kernel and NdArray's dequantizing path.
-const INT8_BOUND: f32 = 0.71;
 
 fn options(dtype: DType) -> ModelOptions {
     ModelOptions {

@@ -21,9 +21,16 @@ pub fn project<B: Backend>(x: Tensor<B, 2>, weight: &Dense<B>) -> Tensor<B, 2> {
         }
         Dense::Int8(q) => {
             let y = x.matmul(q.values.val().float().cast(dtype));
-            (y.cast(DType::F32) * q.scale.val().unsqueeze::<2>()).cast(dtype)
+            scale_columns(y, q.scale.val())
         }
     }
+}
+
+/// `y` `[rows, out]` with each column times its f32 `scale` `[out]`, in `y`'s dtype: an int8
+/// product's last step.
+pub fn scale_columns<B: Backend>(y: Tensor<B, 2>, scale: Tensor<B, 1>) -> Tensor<B, 2> {
+    let dtype = y.dtype();
+    (y.cast(DType::F32) * scale.unsqueeze::<2>()).cast(dtype)
 }
 
 /// `x` `[batch, seq, in]` · `weight`, split into `[batch, heads, seq, head_dim]` per entry of

@@ -8,7 +8,7 @@ use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Distribution, Int, Tensor, TensorData};
 use dia_model::backend::{DiaBackend, generic};
-use dia_model::{DiaConfig, ModelVersion, SamplerParams, TokenChooser};
+use dia_model::{Dense, DiaConfig, ModelVersion, SamplerParams, TokenChooser, WeightStorage};
 
 /// Burn's wgpu backend without kernel fusion: the kernels launched directly.
 type Unfused = CubeBackend<WgpuRuntime, f32, i32, u32>;
@@ -66,8 +66,8 @@ fn random<B: Backend, const D: usize>(
 }
 
 /// Single-query attention over a cache view: `len` of `len + 7` positions, the query heads a
-/// view of a wider projection, optionally with the first (of several) and every fifth key
-/// hidden.
+/// view of a wider projection, optionally with the first (of several), every fifth and keys
+/// 256 to 511 hidden.
 fn attend_case<B: DiaBackend>(
     shape: [usize; 5],
     masked: bool,
@@ -80,7 +80,7 @@ fn attend_case<B: DiaBackend>(
         |_| random::<B, 4>([batch, kv_heads, len + 7, dim], dtype, device).narrow(2, 0, len);
     let (k, v) = (cache(0), cache(1));
     let hidden = masked.then(|| {
-        let hide = |j: usize| (j == 0 && len > 1) || j % 5 == 3;
+        let hide = |j: usize| (j == 0 && len > 1) || j % 5 == 3 || (256..512).contains(&j);
         let bits: Vec<bool> = (0..batch * len).map(|i| hide(i % len)).collect();
         Tensor::<B, 4, Bool>::from_data(TensorData::new(bits, [batch, 1, 1, len]), device)
     });
@@ -90,12 +90,14 @@ fn attend_case<B: DiaBackend>(
 
 fn check_attention<B: DiaBackend>(device: &B::Device) {
     // [batch, kv_heads, group, head_dim, keys]: one key; under, at and past one chunk; the
-    // full model's head size; 8 rows.
+    // full model's head size; 8 rows; keys split in 3 (the last split short) and in 6 (masked:
+    // the third and fourth splits wholly hidden).
     let shapes = [
         [1, 1, 1, 8, 1],
         [2, 2, 3, 20, 127],
         [1, 4, 2, 128, 128],
         [8, 3, 1, 33, 300],
+        [1, 1, 2, 16, 700],
     ];
     for shape in shapes {
         for masked in [false, true] {
@@ -214,6 +216,98 @@ fn check_rope<B: DiaBackend>(device: &B::Device) {
             rope_case::<B>(shape, dtype, device)
         });
     }
+}
+
+/// A `[rows, in]` · `[in, out]` projection with the weight stored as `storage` against Burn's
+/// matmul in f32 on the same stored weight.
+fn project_case<B: DiaBackend>(
+    [rows, d_in, d_out]: [usize; 3],
+    storage: WeightStorage,
+    dtype: DType,
+    device: &B::Device,
+) -> f32 {
+    let x = random::<B, 2>([rows, d_in], dtype, device);
+    let weight = Dense::new(random::<B, 2>([d_in, d_out], DType::F32, device), storage);
+    let want = f32s(&x).matmul(f32_weight(&weight));
+    relative_diff(B::project(x, &weight), want)
+}
+
+/// A stored weight in f32, an int8 one scaled on the host (Burn's int8 cast on wgpu needs an
+/// 8-bit type, which WGSL lacks).
+fn f32_weight<B: Backend>(weight: &Dense<B>) -> Tensor<B, 2> {
+    let q = match weight {
+        Dense::Float(w) => return w.val().cast(DType::F32),
+        Dense::Int8(q) => q,
+    };
+    let [d_in, d_out] = weight.dims();
+    let values = q.values.val().into_data().to_vec::<i8>().unwrap();
+    let scale = q.scale.val().into_data().to_vec::<f32>().unwrap();
+    let scaled: Vec<f32> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| f32::from(v) * scale[i % d_out])
+        .collect();
+    let device = q.scale.val().device();
+    Tensor::from_data(TensorData::new(scaled, [d_in, d_out]), &device)
+}
+
+fn check_project<B: DiaBackend>(device: &B::Device) {
+    // [rows, in, out]: one row and a short input (one pass); an odd width (scalar columns);
+    // inputs split in 4 and 17 (the second pass), the last split short; 8 rows; 12 rows (Burn's
+    // matmul, on int8 weights unpacked by a kernel).
+    let shapes = [
+        [1, 8, 4],
+        [2, 67, 37],
+        [3, 300, 36],
+        [8, 1090, 260],
+        [12, 40, 16],
+    ];
+    let storages = [WeightStorage::F32, WeightStorage::F16, WeightStorage::Int8];
+    for shape in shapes {
+        // Int8 takes columns in fours (whole words; every Dia width is).
+        let int8 = |storage| storage == WeightStorage::Int8 && shape[2] % 4 != 0;
+        for storage in storages.into_iter().filter(|&s| !int8(s)) {
+            within_tolerances(&format!("project {shape:?} {storage:?}"), |dtype| {
+                project_case::<B>(shape, storage, dtype, device)
+            });
+        }
+    }
+}
+
+#[test]
+fn project_kernel_matches_generic_path() {
+    check_project::<Unfused>(&WgpuDevice::default());
+    check_project::<Fused>(&WgpuDevice::default());
+}
+
+/// The kernels' arithmetic for a row does not depend on the rows beside it (continuous batching
+/// on the GPU): a projection's rows and an item's attention are bit-identical alone and in a
+/// batch, over enough keys that the batch's query heads alone would fill the GPU.
+fn check_batch_invariance<B: DiaBackend>(device: &B::Device) {
+    let bits = |t: Tensor<B, 2>| t.into_data().to_vec::<f32>().unwrap();
+    let x = random::<B, 2>([8, 300], DType::F32, device);
+    let weight = Dense::new(
+        random::<B, 2>([300, 36], DType::F32, device),
+        WeightStorage::F32,
+    );
+    let batch = B::project(x.clone(), &weight).narrow(0, 2, 2);
+    let alone = B::project(x.narrow(0, 2, 2), &weight);
+    assert_eq!(bits(batch), bits(alone), "projection rows");
+
+    let q = random::<B, 4>([4, 2, 2, 32], DType::F32, device);
+    let kv = || random::<B, 4>([4, 2, 3000, 32], DType::F32, device);
+    let (k, v) = (kv(), kv());
+    let item = |t: &Tensor<B, 4>| t.clone().narrow(0, 1, 1);
+    let batch = B::attend_one(q.clone(), k.clone(), v.clone(), None);
+    let alone = B::attend_one(item(&q), item(&k), item(&v), None);
+    let flat = |t: Tensor<B, 4>| bits(t.flatten::<2>(0, 2));
+    assert_eq!(flat(item(&batch)), flat(alone), "attention of one item");
+}
+
+#[test]
+fn kernels_are_batch_invariant() {
+    check_batch_invariance::<Unfused>(&WgpuDevice::default());
+    check_batch_invariance::<Fused>(&WgpuDevice::default());
 }
 
 #[test]

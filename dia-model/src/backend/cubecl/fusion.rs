@@ -10,10 +10,32 @@ use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
-use super::chooses_on_kernel;
+use burn::module::{Param, ParamId};
+
+use super::{chooses_on_kernel, project};
 use crate::backend::{DiaBackend, TokenRule, custom_kernels, generic};
+use crate::dense::{Dense, Int8Weight};
 
 impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
+    fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {
+        // Int8 weights always take the hook: Burn's int8 cast needs an 8-bit type WGSL lacks.
+        let [rows, _] = x.dims();
+        let kernel = custom_kernels() && rows <= project::MAX_ROWS;
+        if let (Dense::Float(_), false) = (weight, kernel) {
+            return generic::project(x, weight);
+        }
+        let out = (Shape::new([rows, weight.dims()[1]]), x.dtype());
+        let (inputs, int8) = match weight {
+            Dense::Float(w) => (vec![float(x), float(w.val())], false),
+            Dense::Int8(q) => {
+                let values = q.values.val().into_primitive();
+                (vec![float(x), values, float(q.scale.val())], true)
+            }
+        };
+        let [out] = register::<B, 1>(Hook::Project { int8 }, inputs, [out]);
+        from_float(out)
+    }
+
     fn attend_one(
         q: Tensor<Self, 4>,
         k: Tensor<Self, 4>,
@@ -113,6 +135,8 @@ impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
 /// Which hook a custom operation runs, with its settings.
 #[derive(Debug, Clone, Copy)]
 enum Hook {
+    /// [`DiaBackend::project`]: inputs x and the weight (int8 values and scales with `int8`).
+    Project { int8: bool },
     /// [`DiaBackend::attend_one`]: inputs q, k, v (and the mask when `masked`).
     Attend { masked: bool },
     /// [`DiaBackend::rope`]: inputs x, sin, cos.
@@ -132,6 +156,7 @@ enum Hook {
 impl Hook {
     fn name(self) -> &'static str {
         match self {
+            Hook::Project { .. } => "dia_project",
             Hook::Attend { .. } => "dia_attend_one",
             Hook::Rope => "dia_rope",
             Hook::RopeCacheWrite { .. } => "dia_rope_cache_write",
@@ -157,6 +182,22 @@ impl<B: FusionBackend + DiaBackend> Operation<B::FusionRuntime> for HookOp<B> {
         let inputs = &self.desc.inputs;
         let outputs = &self.desc.outputs;
         let results: Vec<TensorPrimitive<B>> = match self.hook {
+            Hook::Project { int8 } => {
+                let x = input(handles, &inputs[0]);
+                let weight = if int8 {
+                    let values = handles.get_int_tensor::<B>(&inputs[1]);
+                    Dense::Int8(Int8Weight {
+                        values: Param::initialized(ParamId::new(), Tensor::from_primitive(values)),
+                        scale: Param::initialized(ParamId::new(), input(handles, &inputs[2])),
+                    })
+                } else {
+                    Dense::Float(Param::initialized(
+                        ParamId::new(),
+                        input(handles, &inputs[1]),
+                    ))
+                };
+                vec![B::project(x, &weight).into_primitive()]
+            }
             Hook::Attend { masked } => {
                 let (q, k, v) = (
                     input(handles, &inputs[0]),

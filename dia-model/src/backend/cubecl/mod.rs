@@ -1,9 +1,9 @@
 //! The CubeCL GPU backends (wgpu, CUDA): the decode step's own kernels, written once in CubeCL
 //! so they run on every runtime (Vulkan, Metal, DX12, CUDA): single-query attention, RMSNorm
 //! after the residual add, RoPE, RoPE with the KV-cache write, and the token choice, each one
-//! launch where Burn's ops take two to thirty. The projections keep Burn's matmul (fused,
-//! autotuned where the application enables it). Tokens are chosen on the device, which spares
-//! a host round trip per step. With
+//! launch where Burn's ops take two to thirty, and the few-row projections (split-K, every
+//! weight format; larger products keep Burn's matmul). Tokens are chosen on the device, which
+//! spares a host round trip per step. With
 //! [`crate::backend::set_custom_kernels`]`(false)` every hook takes Burn's ops.
 //!
 //! One impl per wrapper covers every runtime and element type: `CubeBackend` launches the
@@ -13,6 +13,7 @@ mod attention;
 mod cache;
 mod fusion;
 mod norm;
+mod project;
 mod reduce;
 mod rope;
 mod sampling;
@@ -24,6 +25,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 use crate::backend::{DiaBackend, TokenRule, custom_kernels, generic};
+use crate::dense::Dense;
 
 /// `CubeBackend<WgpuRuntime | CudaRuntime, ..>`: the unfused backends (`Wgpu`, `Cuda` without
 /// Burn's `fusion`) and what `Fusion` wraps.
@@ -39,6 +41,32 @@ where
     I: IntElement,
     BT: BoolElement,
 {
+    fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {
+        match weight {
+            Dense::Float(w) if custom_kernels() => {
+                if let Some(out) = project::project(float(&x), float(&w.val()), None) {
+                    return from_float(out);
+                }
+            }
+            Dense::Int8(q) => {
+                let (values, scale) = (q.values.val().into_primitive(), q.scale.val());
+                if custom_kernels() {
+                    let out = project::project(float(&x), values.clone(), Some(float(&scale)));
+                    if let Some(out) = out {
+                        return from_float(out);
+                    }
+                }
+                // Burn's matmul on the weight unpacked by a kernel: Burn's own int8 cast
+                // needs an 8-bit type, which WGSL lacks.
+                if let Some(w) = project::dequantize(values, x.dtype()) {
+                    return generic::scale_columns(x.matmul(from_float(w)), scale);
+                }
+            }
+            Dense::Float(_) => {}
+        }
+        generic::project(x, weight)
+    }
+
     fn attend_one(
         q: Tensor<Self, 4>,
         k: Tensor<Self, 4>,
