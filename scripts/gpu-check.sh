@@ -7,7 +7,8 @@
 #   scripts/gpu-check.sh run              (on the GPU machine, with gpu/ carried) writes under $OUT
 #
 # `run` measures every gpu/dia-bench-*.gz it finds (so a change is measured beside the code it
-# replaces), each at the full size with random weights, bf16/f16/f32, on cuda and wgpu, with and
+# replaces), each at the full size with random weights, bf16/f16/f32 (DTYPES=bf16,bf16:int8 adds
+# int8 weights: each row costs its share of BENCH_LIMIT), on cuda and wgpu, with and
 # without the CubeCL kernels and each decode hook alone (`dia-bench kernels`), sampling
 # on the host and on the device where the binary can (SAMPLING=host,device), then the
 # PyTorch anchors (eager bf16/f16/f32, compiled bf16), with CubeCL's autotune and kernel caches
@@ -60,7 +61,7 @@ run() {
             knobs+=(--custom-kernels "${CUSTOM_KERNELS:-both}")
         fi
         (cd "$work" && timeout "${BENCH_LIMIT:-240}" "./$name" report --size "${SIZE:-full}" \
-            --backends "${BACKENDS:-cuda,wgpu}" --dtypes bf16,f16,f32 --rope-table on --fused-qkv on \
+            --backends "${BACKENDS:-cuda,wgpu}" --dtypes "${DTYPES:-bf16,f16,f32}" --rope-table on --fused-qkv on \
             "${knobs[@]}" --steps "$steps" --warmup "$warmup" --dac-seconds 0 --out "$out/$name") \
             > "$out/$name.log" 2>&1 || echo "exit $?" >> "$out/$name.log"
         # Each decode hook alone, ours against Burn's ops, where the binary has the command.
