@@ -263,57 +263,74 @@ pub fn project<R: CubeRuntime>(
     };
     let empty = |shape, dtype| empty_device_dtype(client.clone(), x.device.clone(), shape, dtype);
     let out = empty(Shape::new([rows, d_out]), x.dtype);
-    let finish = plan.splits == 1;
-    let partial = if finish {
+    let partial = if plan.splits == 1 {
         out.clone()
     } else {
         empty(Shape::new([plan.splits, rows, d_out]), DType::F32)
     };
     // Without int8 scales nothing reads them: the output stands in for the argument.
     let scale = scale.unwrap_or_else(|| partial.clone());
+    launch_product(&plan, x, weight, scale.clone(), partial.clone(), int8);
+    if plan.splits > 1 {
+        sum_splits(partial, scale, out.clone(), plan.vector, int8);
+    }
+    Some(out)
+}
+
+/// Launches [`project_kernel`] (or [`project_int8_kernel`] with `int8`) by `plan` into
+/// `partial` (the output itself with one split, which then applies the int8 scales).
+fn launch_product<R: CubeRuntime>(
+    plan: &Plan,
+    x: CubeTensor<R>,
+    weight: CubeTensor<R>,
+    scale: CubeTensor<R>,
+    partial: CubeTensor<R>,
+    int8: bool,
+) {
+    let client = x.client.clone();
+    let rows = x.meta.shape()[0];
     let count = CubeCount::Static(plan.column_cubes as u32, plan.splits as u32, 1);
     let dim = CubeDim::new_1d(THREADS as u32);
-    let (x_arg, scale_arg, partial_arg) = (
-        x.clone().into_tensor_arg(),
-        scale.clone().into_tensor_arg(),
-        partial.clone().into_tensor_arg(),
+    let scaled_here = int8 && plan.splits == 1;
+    let (x_dtype, partial_dtype) = (x.dtype.into(), partial.dtype.into());
+    let (x, scale, partial) = (
+        x.into_tensor_arg(),
+        scale.into_tensor_arg(),
+        partial.into_tensor_arg(),
     );
-    let scaled_here = int8 && finish;
     if int8 {
+        let words = words(&weight).into_tensor_arg();
         project_int8_kernel::launch::<R>(
             &client,
             count,
             dim,
             plan.vector,
-            x_arg,
-            words(&weight).into_tensor_arg(),
-            scale_arg,
-            partial_arg,
+            x,
+            words,
+            scale,
+            partial,
             plan.split_len,
             rows,
             scaled_here,
-            [x.dtype.into(), partial.dtype.into()],
+            [x_dtype, partial_dtype],
         );
     } else {
+        let w_dtype = weight.dtype.into();
         project_kernel::launch::<R>(
             &client,
             count,
             dim,
             plan.vector,
-            x_arg,
-            weight.clone().into_tensor_arg(),
-            scale_arg,
-            partial_arg,
+            x,
+            weight.into_tensor_arg(),
+            scale,
+            partial,
             plan.split_len,
             rows,
             scaled_here,
-            [x.dtype.into(), weight.dtype.into(), partial.dtype.into()],
+            [x_dtype, w_dtype, partial_dtype],
         );
     }
-    if !finish {
-        sum_splits(partial, scale, out.clone(), plan.vector, int8);
-    }
-    Some(out)
 }
 
 /// Launches [`sum_splits_kernel`] from `partial` into `out` (`[rows, out]`).
