@@ -59,13 +59,11 @@ fn attend_one_kernel<F: Float, M: Int>(
     let mut qs = SharedMemory::<f32>::new(max_dim);
     let mut probs = SharedMemory::<f32>::new(THREADS as usize);
     let mut red = SharedMemory::<f32>::new(THREADS as usize);
-    let q_at = b * q.stride(0) + h * q.stride(1) + g * q.stride(2);
-    let mut i = t;
-    while i < dim {
-        qs[i] = f32::cast_from(q[q_at + i * q.stride(3)]);
-        i += threads;
-    }
-    sync_cube();
+    load_query::<F>(
+        q,
+        b * q.stride(0) + h * q.stride(1) + g * q.stride(2),
+        &mut qs,
+    );
 
     let k_at = b * k.stride(0) + h * k.stride(1);
     let v_at = b * v.stride(0) + h * v.stride(1);
@@ -91,17 +89,60 @@ fn attend_one_kernel<F: Float, M: Int>(
         total = total * rescale + chunk_total;
         best = new_best;
         if t < dim {
-            let mut sum = f32::new(0.0);
-            let end = select(len - start < threads, len - start, threads);
-            for jj in 0..end {
-                sum += probs[jj]
-                    * f32::cast_from(v[v_at + (start + jj) * v.stride(2) + t * v.stride(3)]);
-            }
-            acc = acc * rescale + sum;
+            acc = acc * rescale + chunk_values::<F>(v, v_at, start, len, &probs);
         }
         sync_cube();
         start += threads;
     }
+    write_row::<F>(out, partial, row, acc, best, total, finish);
+}
+
+/// `q`'s head at `q_at` (through its strides) into `qs` in f32, for every thread.
+#[cube]
+fn load_query<F: Float>(q: &Tensor<F>, q_at: usize, qs: &mut SharedMemory<f32>) {
+    let mut i = UNIT_POS_X as usize;
+    while i < q.shape(3) {
+        qs[i] = f32::cast_from(q[q_at + i * q.stride(3)]);
+        i += CUBE_DIM_X as usize;
+    }
+    sync_cube();
+}
+
+/// `Σ_jj probs[jj] · v[start + jj, t]` over the chunk's keys before `len`: this thread's output
+/// element `t` of the chunk.
+#[cube]
+fn chunk_values<F: Float>(
+    v: &Tensor<F>,
+    v_at: usize,
+    start: usize,
+    len: usize,
+    probs: &SharedMemory<f32>,
+) -> f32 {
+    let t = UNIT_POS_X as usize;
+    let threads = CUBE_DIM_X as usize;
+    let end = select(len - start < threads, len - start, threads);
+    let mut sum = f32::new(0.0);
+    for jj in 0..end {
+        sum += probs[jj] * f32::cast_from(v[v_at + (start + jj) * v.stride(2) + t * v.stride(3)]);
+    }
+    sum
+}
+
+/// Query head `row`'s result: with `finish` its normalised output into `out`, else the split's
+/// unnormalised sums, largest score and total into `partial`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn write_row<F: Float>(
+    out: &mut Tensor<F>,
+    partial: &mut Tensor<f32>,
+    row: usize,
+    acc: f32,
+    best: f32,
+    total: f32,
+    #[comptime] finish: bool,
+) {
+    let dim = out.shape(3);
+    let t = UNIT_POS_X as usize;
     if finish {
         if t < dim {
             out[row * dim + t] = F::cast_from(acc / total);

@@ -5,12 +5,11 @@
 
 use std::marker::PhantomData;
 
+use burn::module::{Param, ParamId};
 use burn::tensor::{Bool, DType, Element, Int, Shape, Tensor, TensorPrimitive};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
-
-use burn::module::{Param, ParamId};
 
 use super::{chooses_on_kernel, project};
 use crate::backend::{DiaBackend, TokenRule, custom_kernels, generic};
