@@ -34,13 +34,10 @@ fn projection_shape(c: &mut Criterion, k: usize, n: usize) {
         WeightStorage::Int8,
     ] {
         let w = Tensor::<Flex, 2>::random([k, n], Distribution::Default, &device);
-        let dense = Dense::new(w, storage);
-        let dtype = match &dense {
-            Dense::Float(w) => w.val().dtype(),
-            Dense::Int8(_) => burn::tensor::DType::F32,
-        };
+        let dense = Dense::new(w.clone(), storage);
+        let dtype = storage.float_dtype().unwrap_or(burn::tensor::DType::F32);
         let xd = x.clone().cast(dtype);
-        if let Dense::Float(w) = &dense {
+        if let Dense::Float(w) = Dense::plain(w, storage) {
             let (x2, w) = (xd.clone().reshape([2, k]), w.val());
             group.bench_function(format!("burn_matmul_{storage}"), |b| {
                 b.iter(|| black_box(x2.clone().matmul(w.clone())))

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
-use dia_model::backend::set_custom_kernels;
+use dia_model::backend::{custom_kernels, set_custom_kernels};
 use dia_model::{BackendKind, Dense, DiaBackend, DiaConfig, OnBackend, WeightStorage};
 use serde::Serialize;
 
@@ -252,14 +252,21 @@ impl<'a, B: DiaBackend> Inputs<'a, B> {
         let x = self.random([1, 1, self.rows, d_in]).flatten::<2>(0, 2);
         let weight =
             Tensor::<B, 2>::random([d_in, d_out], Distribution::Normal(0.0, 0.02), self.device);
-        let weight = Dense::new(weight, storage);
+        // Each path with the weight its load would make: tiled where the kernels read tiles.
+        let (arranged, plain) = (
+            Dense::new(weight.clone(), storage),
+            Dense::plain(weight, storage),
+        );
         HookCall {
             hook: "project",
             shape: format!(
                 "{name}: [{}, {d_in}] · [{d_in}, {d_out}] {storage:?}",
                 self.rows
             ),
-            run: Box::new(move || B::project(x.clone(), &weight).unsqueeze()),
+            run: Box::new(move || {
+                let weight = if custom_kernels() { &arranged } else { &plain };
+                B::project(x.clone(), weight).unsqueeze()
+            }),
         }
     }
 

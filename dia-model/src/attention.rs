@@ -40,15 +40,17 @@ pub struct SeparateQkv<B: Backend> {
 }
 
 impl<B: DiaBackend> QkvProjection<B> {
-    /// Builds the projection, joining the three weights' columns when `fused`.
+    /// Builds the projection, joining the three weights' columns when `fused`, laid out for the
+    /// backend's kernels ([`DiaBackend::arrange`]; weights given in `[in, out]` are joined
+    /// without a round trip through that layout).
     pub fn new(q: Dense<B>, k: Dense<B>, v: Dense<B>, fused: bool) -> Self {
         if fused {
             Self::Fused(Dense::cat_columns(vec![q, k, v]))
         } else {
             Self::Separate(SeparateQkv {
-                q_proj: q,
-                k_proj: k,
-                v_proj: v,
+                q_proj: B::arrange(q),
+                k_proj: B::arrange(k),
+                v_proj: B::arrange(v),
             })
         }
     }

@@ -40,7 +40,7 @@ pub use checkpoint::names::{
 };
 pub use config::{DecoderConfig, DiaConfig, EncoderConfig, ModelVersion};
 pub use decoder::{DecodeGroup, Decoder, DecoderLayer};
-pub use dense::{Dense, Int8Weight};
+pub use dense::{Dense, Int8Weight, TILE, TILE_SPAN, TILE_STREAMS, Tiles, tile_offset};
 pub use encoder::{Encoder, EncoderLayer};
 pub use error::{DiaError, Result};
 pub use generation::{

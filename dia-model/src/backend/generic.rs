@@ -23,6 +23,7 @@ pub fn project<B: Backend>(x: Tensor<B, 2>, weight: &Dense<B>) -> Tensor<B, 2> {
             let y = x.matmul(q.values.val().float().cast(dtype));
             scale_columns(y, q.scale.val())
         }
+        Dense::Tiled(_) => project(x, &weight.clone().untiled()),
     }
 }
 

@@ -24,6 +24,12 @@ pub use dia_dac::backend::{custom_kernels, set_custom_kernels};
 /// A Burn backend the Dia model runs on, with the operations a backend may accelerate; it runs
 /// the codec Dia speaks through too ([`DacBackend`], the codec's hooks).
 pub trait DiaBackend: DacBackend {
+    /// A weight laid out as this backend's [`DiaBackend::project`] reads it best, once, at load
+    /// (Flex: column tiles, [`crate::dense::Tiles`]); as it is by default.
+    fn arrange(weight: Dense<Self>) -> Dense<Self> {
+        weight
+    }
+
     /// `x` `[rows, in]` · `weight` `[in, out]` → `[rows, out]` in `x`'s dtype: every projection
     /// of the model. A decode step has only two rows per item, so this is where its time goes.
     fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {

@@ -162,10 +162,11 @@ impl<B: DiaBackend> Loader<'_, B> {
         shape: HeadShape,
     ) -> Result<SelfAttention<B>> {
         let id = |p| ModelParam::Attention(stack, layer, Attn::SelfAttention, p);
+        // In `[in, out]`: the projection joins them before laying them out.
         let (q, k, v) = (
-            self.dense(id(Proj::Q))?,
-            self.dense(id(Proj::K))?,
-            self.dense(id(Proj::V))?,
+            self.plain_dense(id(Proj::Q))?,
+            self.plain_dense(id(Proj::K))?,
+            self.plain_dense(id(Proj::V))?,
         );
         Ok(SelfAttention {
             qkv: QkvProjection::new(q, k, v, self.options.fused_qkv),
@@ -195,14 +196,19 @@ impl<B: DiaBackend> Loader<'_, B> {
         )
     }
 
-    /// A projection, stored as the options say; float weights are made in their storage dtype
-    /// directly, int8 ones quantized from f32.
+    /// A projection, stored as the options say and laid out for the backend's kernels.
     fn dense(&mut self, id: ModelParam) -> Result<Dense<B>> {
+        self.plain_dense(id).map(B::arrange)
+    }
+
+    /// A projection, stored as the options say, in `[in, out]`: float weights are made in their
+    /// storage dtype directly, int8 ones quantized from f32.
+    fn plain_dense(&mut self, id: ModelParam) -> Result<Dense<B>> {
         let storage = self.options.weight_storage();
         let (values, shape) = self.values(id)?;
         let dtype = storage.float_dtype().unwrap_or(DType::F32);
         let weight = Tensor::from_data(TensorData::new(values, shape), (self.device, dtype));
-        Ok(Dense::new(weight, storage))
+        Ok(Dense::plain(weight, storage))
     }
 
     /// A parameter other than a projection: f32 for norms, the compute dtype otherwise.

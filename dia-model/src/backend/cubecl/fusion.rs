@@ -20,16 +20,14 @@ impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
         // Int8 weights always take the hook: Burn's int8 cast needs an 8-bit type WGSL lacks.
         let [rows, _] = x.dims();
         let kernel = custom_kernels() && rows <= project::MAX_ROWS;
-        if let (Dense::Float(_), false) = (weight, kernel) {
-            return generic::project(x, weight);
-        }
         let out = (Shape::new([rows, weight.dims()[1]]), x.dtype());
         let (inputs, int8) = match weight {
-            Dense::Float(w) => (vec![float(x), float(w.val())], false),
+            Dense::Float(w) if kernel => (vec![float(x), float(w.val())], false),
             Dense::Int8(q) => {
                 let values = q.values.val().into_primitive();
                 (vec![float(x), values, float(q.scale.val())], true)
             }
+            Dense::Float(_) | Dense::Tiled(_) => return generic::project(x, weight),
         };
         let [out] = register::<B, 1>(Hook::Project { int8 }, inputs, [out]);
         from_float(out)

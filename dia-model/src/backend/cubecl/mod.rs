@@ -62,7 +62,7 @@ where
                     return generic::scale_columns(x.matmul(from_float(w)), scale);
                 }
             }
-            Dense::Float(_) => {}
+            Dense::Float(_) | Dense::Tiled(_) => {}
         }
         generic::project(x, weight)
     }

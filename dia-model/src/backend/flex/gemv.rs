@@ -1,30 +1,33 @@
 //! `[rows, k] · [k, n]` for a handful of rows, as in a decode step: memory-bound, so the kernel
 //! streams the weight once, in long contiguous runs, for all rows at a time, and splits the
-//! weight rows over threads. Weights in f32, f16, bf16 or int8; accumulation in f32.
+//! weight rows over threads. The weight is in column tiles ([`crate::dense::Tiles`], made at
+//! load), so a tile's sums stay in registers over a whole stretch of weight rows while its
+//! streams run on through the next tiles. Weights in f32, f16, bf16 or int8; accumulation in f32.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::simd::Widen;
+use crate::dense::{TILE, TILE_SPAN, TILE_STREAMS as STREAMS, tile_offset};
 
 /// Row count up to which this kernel is used: a decode step has two rows per item, so up to
 /// eight items of a continuous batch, each row summed exactly as when it is alone.
 pub const MAX_ROWS: usize = 16;
 
-/// `x` `[rows, k]` (f32, row-major) times `w` `[k, n]` (row-major) → `[rows, n]` f32.
+/// `x` `[rows, k]` (f32, row-major) times the `[k, n]` weight in `tiles` → `[rows, n]` f32.
 ///
-/// The weight rows are split into stretches of [`K_SPAN`] (split-K): each task streams one
-/// contiguous stretch of `w`, which the hardware prefetcher follows at full bandwidth, into its
-/// own partial `[rows, n]` sums; the partials are added at the end, in stretch order (a few kB
-/// against megabytes of weight). When there are fewer stretches than tasks the threads need,
-/// the columns are cut into blocks too, which adds parallelism without changing any sum.
-pub fn matmul<W: Widen>(x: &[f32], rows: usize, w: &[W], k: usize, n: usize) -> Vec<f32> {
-    matmul_with(Kernel::detected(), x, rows, w, k, n)
+/// Each stretch of [`TILE_SPAN`] weight rows is summed on its own (split-K): each task streams
+/// one stretch of its tiles into its own partial sums; the partials are added at the end, in
+/// stretch order (a few kB against megabytes of weight). When there are fewer stretches than
+/// tasks the threads need, the tiles are cut into blocks too, which adds parallelism without
+/// changing any sum.
+pub fn matmul<W: Widen>(x: &[f32], rows: usize, tiles: &[W], k: usize, n: usize) -> Vec<f32> {
+    matmul_with(Kernel::detected(), x, rows, tiles, k, n)
 }
 
-/// The inner loops [`matmul`] runs. Each gives the same bits: per output element the same
-/// products are added in the same order, with the same fused multiply-adds.
+/// The inner loops [`matmul`] runs. The SIMD ones give the same bits: per output element the
+/// same products are added in the same order, with the same fused multiply-adds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 enum Kernel {
@@ -52,312 +55,319 @@ fn matmul_with<W: Widen>(
     kernel: Kernel,
     x: &[f32],
     rows: usize,
-    w: &[W],
+    tiles: &[W],
     k: usize,
     n: usize,
 ) -> Vec<f32> {
+    let count = n.div_ceil(TILE);
     assert_eq!(x.len(), rows * k, "x is not [rows, k]");
-    assert_eq!(w.len(), k * n, "w is not [k, n]");
-    let operands = Operands { x, k, w, n };
-    let stretches = k.div_ceil(K_SPAN).max(1);
+    assert_eq!(
+        tiles.len(),
+        count * k * TILE,
+        "not the tiles of a [k, n] weight"
+    );
+    let stretches = k.div_ceil(TILE_SPAN).max(1);
     let wanted = 2 * rayon::current_num_threads();
-    let blocks = wanted.div_ceil(stretches).clamp(1, n.div_ceil(COLS).max(1));
-    let block = n.div_ceil(blocks).next_multiple_of(COLS);
+    let blocks = wanted.div_ceil(stretches).clamp(1, count.max(1));
+    let per_block = count.div_ceil(blocks);
+    let block_tiles = |b: usize| (b * per_block).min(count)..count.min((b + 1) * per_block);
     let partials: Vec<Vec<f32>> = (0..stretches * blocks)
         .into_par_iter()
         .map(|task| {
             let (t, b) = (task / blocks, task % blocks);
-            let ks = t * K_SPAN..k.min((t + 1) * K_SPAN);
-            let cols = (b * block).min(n)..n.min((b + 1) * block);
-            let mut acc = vec![0.0f32; rows * n];
-            // Column chunks bound the partial sums to what L2 holds when there are many rows.
-            let chunk = (CHUNK_FLOATS / rows).next_multiple_of(COLS);
-            for c0 in cols.clone().step_by(chunk) {
-                accumulate(
-                    kernel,
-                    &operands,
-                    ks.clone(),
-                    c0..cols.end.min(c0 + chunk),
-                    &mut acc,
-                );
-            }
-            acc
+            let ks = t * TILE_SPAN..k.min((t + 1) * TILE_SPAN);
+            let span = Span::new(x, rows, [k, n], ks);
+            span.block(kernel, tiles, block_tiles(b))
         })
         .collect();
     // Block `b` of stretch `t` is `partials[t * blocks + b]`: the sums run over t in order.
     let mut y = vec![0.0f32; rows * n];
     for (task, part) in partials.iter().enumerate() {
-        let b = task % blocks;
-        let cols = (b * block).min(n)..n.min((b + 1) * block);
+        let cols = block_tiles(task % blocks);
+        let c0 = (cols.start * TILE).min(n);
+        let (width, end) = (cols.len() * TILE, n.min(cols.end * TILE));
         for r in 0..rows {
-            let (out, add) = (&mut y[r * n..][cols.clone()], &part[r * n..][cols.clone()]);
+            let (out, add) = (&mut y[r * n..][c0..end], &part[r * width..]);
             out.iter_mut().zip(add).for_each(|(a, p)| *a += p);
         }
     }
     y
 }
 
-/// The product's inputs: `x` `[rows, k]` and `w` `[k, n]`, both row-major.
-#[derive(Clone, Copy)]
-struct Operands<'a, W> {
-    x: &'a [f32],
-    k: usize,
-    w: &'a [W],
-    n: usize,
+/// Tile rows ahead of each stream that the SIMD kernels ask the cache for (a `[2048, 8192]`
+/// f32 product of eight rows: 2.76 ms without, 2.49 ms at 8 rows ahead).
+#[cfg(target_arch = "x86_64")]
+const PREFETCH: usize = 8;
+
+/// One task's share of the product: rows `ks` (one stretch) of the weight, for every row of `x`.
+struct Span {
+    rows: usize,
+    /// The weight's `[k, n]`.
+    dims: [usize; 2],
+    ks: Range<usize>,
+    /// Rows per stream: weight rows `ks.start + j · run + i` for `j < STREAMS`, `i < run`.
+    run: usize,
+    /// The inputs `[steps, rows]` in the order the kernels take the weight rows: row
+    /// `ks.start + j · run + i` for each `i`, `j < STREAMS`, then the rows past the streams. A
+    /// group's inputs for a step are then adjacent, at fixed offsets from one pointer.
+    inputs: Vec<f32>,
 }
 
-/// Partial sums per task, in f32 elements (128 kB: well inside L2).
-const CHUNK_FLOATS: usize = 32 * 1024;
+/// Where a tile's rows for one stretch lie in the tiles: each stream's first row, and the first
+/// of the rows past the streams (which follow one another), in elements.
+struct TileRows {
+    streams: [usize; STREAMS],
+    rest: usize,
+}
 
-/// Weight rows per split-K stretch: fixed, so every sum is added in the same order whatever the
-/// thread count (the same seed gives the same codes on any machine); long enough to stream
-/// (Dia's 2048-row projections make four stretches, two per thread on two cores), and a
-/// multiple of [`STREAMS`] so its streams come out whole.
-const K_SPAN: usize = 512;
-
-/// Adds `x[.., ks]` · `w[ks, cols]` to `acc[.., cols]` (`acc` is `[rows, n]`).
-fn accumulate<W: Widen>(
-    kernel: Kernel,
-    operands: &Operands<'_, W>,
-    ks: Range<usize>,
-    cols: Range<usize>,
-    acc: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if kernel != Kernel::Scalar {
-        // SAFETY: a SIMD kernel is only chosen where its features were detected at run time;
-        // the bounds are asserted inside.
-        unsafe { accumulate_simd(kernel == Kernel::Avx512, operands, ks, cols, acc) };
-        return;
+impl Span {
+    /// Rows `ks` of the weight `[k, n]`, for `x` `[rows, k]`.
+    fn new(x: &[f32], rows: usize, [k, n]: [usize; 2], ks: Range<usize>) -> Self {
+        let run = ks.len() / STREAMS;
+        let streamed = (0..run).flat_map(|i| (0..STREAMS).map(move |j| i + j * run));
+        let order = streamed.chain(run * STREAMS..ks.len());
+        let mut inputs = Vec::with_capacity(ks.len() * rows);
+        for at in order {
+            inputs.extend((0..rows).map(|r| x[r * k + ks.start + at]));
+        }
+        Self {
+            rows,
+            dims: [k, n],
+            ks,
+            run,
+            inputs,
+        }
     }
-    accumulate_scalar(operands, ks, cols, acc);
-}
 
-/// Portable version, and the tails (k rows past the last block, columns past the
-/// last vector of eight) of the SIMD one.
-fn accumulate_scalar<W: Widen>(
-    operands: &Operands<'_, W>,
-    ks: Range<usize>,
-    cols: Range<usize>,
-    acc: &mut [f32],
-) {
-    let &Operands { x, k, w, n } = operands;
-    let rows = x.len() / k;
-    for kk in ks {
-        let wrow = &w[kk * n..][cols.clone()];
-        for r in 0..rows {
-            let a = x[r * k + kk];
-            let out = &mut acc[r * n..][cols.clone()];
-            for (o, wv) in out.iter_mut().zip(wrow) {
-                *o += a * wv.to_f32();
+    /// Tile `t`'s rows of this stretch.
+    fn tile_rows(&self, t: usize) -> TileRows {
+        let [k, n] = self.dims;
+        let first = |i: usize| match i < k {
+            true => tile_offset(k, n, t, i),
+            false => 0,
+        };
+        TileRows {
+            streams: std::array::from_fn(|j| first(self.ks.start + j * self.run)),
+            rest: first(self.ks.start + self.run * STREAMS),
+        }
+    }
+
+    /// Weight rows past the streams.
+    fn rest(&self) -> usize {
+        self.ks.len() - self.run * STREAMS
+    }
+
+    /// The partial sums `[rows, tiles · TILE]` of this stretch for the tiles `block`.
+    fn block<W: Widen>(&self, kernel: Kernel, tiles: &[W], block: Range<usize>) -> Vec<f32> {
+        let width = block.len() * TILE;
+        let mut acc = vec![0.0f32; self.rows * width];
+        for (i, t) in block.enumerate() {
+            let sums = Sums {
+                acc: &mut acc,
+                width,
+                col: i * TILE,
+            };
+            self.tile(kernel, tiles, self.tile_rows(t), sums);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if W::INTERLEAVED && kernel == Kernel::Avx2 {
+            // SAFETY: AVX2 was detected (it was chosen); the columns are `acc`'s own.
+            unsafe { deinterleave(&mut acc, self.rows, width, 0..width) };
+        }
+        acc
+    }
+
+    /// One tile's sums for every row, written to `sums`.
+    fn tile<W: Widen>(&self, kernel: Kernel, tiles: &[W], at: TileRows, sums: Sums<'_>) {
+        let last = at.streams.iter().map(|&s| s + self.run * TILE);
+        let end = last
+            .chain([at.rest + self.rest() * TILE])
+            .max()
+            .unwrap_or(0);
+        assert!(end <= tiles.len() && self.inputs.len() == self.ks.len() * self.rows);
+        assert!(sums.acc.len() >= self.rows * sums.width && sums.col + TILE <= sums.width);
+        #[cfg(target_arch = "x86_64")]
+        if kernel != Kernel::Scalar {
+            // SAFETY: a SIMD kernel is only chosen where its features were detected at run time;
+            // the tile's rows and the sums are in bounds (asserted).
+            unsafe { self.tile_simd(kernel == Kernel::Avx512, tiles, at, sums) };
+            return;
+        }
+        self.tile_scalar(tiles, at, sums);
+    }
+
+    /// Portable version: the weight rows in the kernels' order, each product rounded before it
+    /// is added.
+    fn tile_scalar<W: Widen>(&self, tiles: &[W], at: TileRows, sums: Sums<'_>) {
+        let streamed = (0..self.run).flat_map(|i| at.streams.map(|s| s + i * TILE));
+        let rows = streamed.chain((0..self.rest()).map(|i| at.rest + i * TILE));
+        for (step, row) in rows.enumerate() {
+            let w = &tiles[row..][..TILE];
+            for r in 0..self.rows {
+                let a = self.inputs[step * self.rows + r];
+                let out = &mut sums.acc[r * sums.width + sums.col..][..TILE];
+                out.iter_mut()
+                    .zip(w)
+                    .for_each(|(o, w)| *o += a * w.to_f32());
             }
         }
     }
 }
 
-/// Columns per step of the SIMD kernel: four vectors of eight.
-const COLS: usize = 32;
-
-/// Weight rows per pass of the SIMD kernel, one memory stream each (measured on the 2-core
-/// EPYC, bf16: 2 streams 32 GB/s, 4 streams 35–37, 6 or 8 streams 33–34, 16 streams 19–22).
-const STREAMS: usize = 4;
-
-/// `STREAMS` weight rows at a time, 32 columns per step, rows of `x` in groups whose sums stay
-/// in registers (pairs with AVX2, up to eight rows with AVX-512's 32 registers); the weight
-/// rows come from memory once and from L1 for the other groups.
-///
-/// The task's rows are cut into `STREAMS` equal stretches and a pass takes one row of each:
-/// the prefetcher follows a few long sequential streams instead of a block of adjacent rows
-/// (a few kB each) that it must pick up anew after every block (bf16 `[2048, 2048]`: 28 GB/s
-/// with blocks of 8 adjacent rows, 35 GB/s with 4 stretches).
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C, and AVX-512F when `wide`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn accumulate_simd<W: Widen>(
-    wide: bool,
-    operands: &Operands<'_, W>,
-    ks: Range<usize>,
-    cols: Range<usize>,
-    acc: &mut [f32],
-) {
-    let &Operands { x, k, w, n } = operands;
-    let rows = x.len() / k;
-    let stretch = ks.len() / STREAMS;
-    let streamed_end = ks.start + stretch * STREAMS;
-    let vec_end = cols.start + (cols.len() / COLS) * COLS;
-    assert!(ks.end <= k && cols.end <= n && acc.len() == rows * n);
-    let stripe = Stripe {
-        x,
-        k,
-        n,
-        stretch,
-        cols: cols.start..vec_end,
-        acc: acc.as_mut_ptr(),
-    };
-    for kk in ks.start..ks.start + stretch {
-        // SAFETY: rows kk + j · stretch < streamed_end ≤ k of `w` and `x`; rows 0..rows of `x`
-        // and `acc` exist; columns are below n (asserted); AVX-512F when `wide` (contract).
-        unsafe {
-            match wide {
-                true => stripe.passes_avx512(w, kk, rows),
-                false => stripe.passes_avx2(w, kk, rows),
-            }
-        }
-    }
-    if W::INTERLEAVED && !wide {
-        // SAFETY: AVX2 was detected by the caller; rows and columns are in bounds (asserted).
-        unsafe { deinterleave(acc, rows, n, cols.start..vec_end) };
-    }
-    accumulate_scalar(operands, streamed_end..ks.end, cols.start..vec_end, acc);
-    accumulate_scalar(operands, ks, vec_end..cols.end, acc);
-}
-
-/// One task's operands for [`Stripe::pass`]: `acc` is `[rows, n]`, `cols` a multiple of 32 long,
-/// the pass's weight rows `stretch` apart.
-#[cfg(target_arch = "x86_64")]
-struct Stripe<'a> {
-    x: &'a [f32],
-    k: usize,
-    n: usize,
-    stretch: usize,
-    cols: Range<usize>,
-    acc: *mut f32,
+/// Where a tile's sums go: columns `col..col + TILE` of `acc` `[rows, width]`.
+struct Sums<'a> {
+    acc: &'a mut [f32],
+    width: usize,
+    col: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Stripe<'_> {
-    /// [`Stripe::pass`] for every row of `x`, in pairs.
+impl Span {
+    /// The tile's rows in groups whose sums stay in registers: pairs with AVX2 (four vectors
+    /// a row), up to eight rows with AVX-512's thirty-two registers (two a row). A group's sums
+    /// run over the whole stretch (the weight from memory once, from L2 for the other groups)
+    /// and are stored once.
     ///
     /// # Safety
-    /// As [`Stripe::pass`], for rows `0..rows`.
+    /// The CPU must have AVX2, FMA and F16C, and AVX-512F when `wide`; the tile's rows lie in
+    /// `tiles` and the sums in `acc`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn passes_avx2<W: Widen>(&self, w: &[W], kk: usize, rows: usize) {
+    unsafe fn tile_simd<W: Widen>(&self, wide: bool, tiles: &[W], at: TileRows, sums: Sums<'_>) {
+        let out = |r: usize| sums.acc[r * sums.width + sums.col..].as_ptr().cast_mut();
+        let base = tiles.as_ptr();
+        let group = Group {
+            streams: at.streams.map(|s| base.wrapping_add(s)),
+            rest: base.wrapping_add(at.rest),
+            width: sums.width,
+        };
         let mut r = 0;
-        while r + 2 <= rows {
-            // SAFETY: rows r, r + 1 exist (contract).
-            unsafe { self.pass::<W, 2>(w, kk, r) };
-            r += 2;
-        }
-        if r < rows {
-            // SAFETY: row r exists (contract).
-            unsafe { self.pass::<W, 1>(w, kk, r) };
+        // SAFETY (every call): the group's rows exist in `inputs` and `acc`, the tile's rows in
+        // `tiles` (contract); AVX-512F when `wide` (contract).
+        unsafe {
+            while wide && r + 8 <= self.rows {
+                self.group512::<W, 8>(&group, r, out(r));
+                r += 8;
+            }
+            if wide && r + 4 <= self.rows {
+                self.group512::<W, 4>(&group, r, out(r));
+                r += 4;
+            }
+            while r + 2 <= self.rows {
+                match wide {
+                    true => self.group512::<W, 2>(&group, r, out(r)),
+                    false => self.group::<W, 2>(&group, r, out(r)),
+                }
+                r += 2;
+            }
+            if r < self.rows {
+                match wide {
+                    true => self.group512::<W, 1>(&group, r, out(r)),
+                    false => self.group::<W, 1>(&group, r, out(r)),
+                }
+            }
         }
     }
 
-    /// [`Stripe::pass512`] for every row of `x`, in groups of eight, then four, two and one.
+    /// Rows `r..r + R` of one tile with 512-bit vectors: `[R, TILE]` sums in `2R` registers
+    /// over the stretch (its streams, then the rows past them), stored at `out` (rows `width`
+    /// apart).
     ///
     /// # Safety
-    /// As [`Stripe::pass512`], for rows `0..rows`.
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    unsafe fn passes_avx512<W: Widen>(&self, w: &[W], kk: usize, rows: usize) {
-        let mut r = 0;
-        // SAFETY (every call): the group's rows exist (contract).
-        while r + 8 <= rows {
-            unsafe { self.pass512::<W, 8>(w, kk, r) };
-            r += 8;
-        }
-        if r + 4 <= rows {
-            unsafe { self.pass512::<W, 4>(w, kk, r) };
-            r += 4;
-        }
-        if r + 2 <= rows {
-            unsafe { self.pass512::<W, 2>(w, kk, r) };
-            r += 2;
-        }
-        if r < rows {
-            unsafe { self.pass512::<W, 1>(w, kk, r) };
-        }
-    }
-
-    /// `x[r + i, kk + j · stretch]` for each of `R` rows and `STREAMS` streams: the inputs one
-    /// pass multiplies the weight rows by.
-    #[inline(always)]
-    fn row_inputs<const R: usize>(&self, kk: usize, r: usize) -> [[f32; STREAMS]; R] {
-        std::array::from_fn(|i| {
-            std::array::from_fn(|j| self.x[(r + i) * self.k + kk + j * self.stretch])
-        })
-    }
-
-    /// [`Stripe::pass`] with 512-bit vectors: a 32-column step is two registers per row, so
-    /// eight rows' sums (sixteen registers) stay in AVX-512's thirty-two, and each weight
-    /// vector is loaded (and widened) once per eight rows instead of once per two.
-    ///
-    /// # Safety
-    /// As [`Stripe::pass`]; the CPU must also have AVX-512F.
+    /// As [`Span::tile_simd`]; `out` is row `r`'s first sum of the tile in `acc`.
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     #[inline]
-    unsafe fn pass512<W: Widen, const R: usize>(&self, w: &[W], kk: usize, r: usize) {
+    unsafe fn group512<W: Widen, const R: usize>(&self, at: &Group<W>, r: usize, out: *mut f32) {
         use std::arch::x86_64::*;
-        let (n, stretch) = (self.n, self.stretch);
-        let xs = self.row_inputs::<R>(kk, r);
-        let base = w[kk * n..].as_ptr();
-        for c in self.cols.clone().step_by(COLS) {
-            // SAFETY: per the contract above.
-            unsafe {
-                let outs: [*mut f32; R] = std::array::from_fn(|i| self.acc.add((r + i) * n + c));
-                let mut sums: [[__m512; 2]; R] = std::array::from_fn(|i| {
-                    [_mm512_loadu_ps(outs[i]), _mm512_loadu_ps(outs[i].add(16))]
-                });
-                for j in 0..STREAMS {
-                    let [w0, w1] = W::load32(base.add(j * stretch * n + c));
-                    for (sum, xr) in sums.iter_mut().zip(&xs) {
-                        let xv = _mm512_set1_ps(xr[j]);
+        let mut x = self.inputs[r..].as_ptr();
+        let mut sums = [[_mm512_setzero_ps(); 2]; R];
+        // SAFETY: steps below `ks.len()` of `inputs`, the tile's rows, rows `r..r + R` of
+        // `inputs` and `out` (contract).
+        unsafe {
+            for step in 0..self.run {
+                for p in at.streams.map(|p| p.add(step * TILE)) {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH * TILE).cast());
+                    let [w0, w1] = W::load32(p);
+                    for (i, sum) in sums.iter_mut().enumerate() {
+                        let xv = _mm512_set1_ps(*x.add(i));
                         sum[0] = _mm512_fmadd_ps(xv, w0, sum[0]);
                         sum[1] = _mm512_fmadd_ps(xv, w1, sum[1]);
                     }
+                    x = x.add(self.rows);
                 }
-                for (sum, out) in sums.iter().zip(outs) {
-                    _mm512_storeu_ps(out, sum[0]);
-                    _mm512_storeu_ps(out.add(16), sum[1]);
+            }
+            for step in 0..self.rest() {
+                let [w0, w1] = W::load32(at.rest.add(step * TILE));
+                for (i, sum) in sums.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*x.add(i));
+                    sum[0] = _mm512_add_ps(sum[0], _mm512_mul_ps(xv, w0));
+                    sum[1] = _mm512_add_ps(sum[1], _mm512_mul_ps(xv, w1));
                 }
+                x = x.add(self.rows);
+            }
+            for (i, sum) in sums.iter().enumerate() {
+                _mm512_storeu_ps(out.add(i * at.width), sum[0]);
+                _mm512_storeu_ps(out.add(i * at.width + 16), sum[1]);
             }
         }
     }
 
-    /// Adds `x[r..r + R, kk + j · stretch]` · weight row `kk + j · stretch`, for each
-    /// `j < STREAMS`, over `cols`, to `acc[r..r + R]`.
+    /// [`Span::group512`] with AVX2: four registers a row, so pairs of rows (eight sums, four
+    /// weight vectors and a broadcast in sixteen registers).
     ///
     /// # Safety
-    /// `w` is `[k, n]` and rows `kk + j · stretch` (j < STREAMS) lie below `k`; rows
-    /// `r..r + R` exist in `x` and `acc`; `cols` lies within `0..n`.
+    /// As [`Span::group512`], without AVX-512.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn pass<W: Widen, const R: usize>(&self, w: &[W], kk: usize, r: usize) {
+    unsafe fn group<W: Widen, const R: usize>(&self, at: &Group<W>, r: usize, out: *mut f32) {
         use std::arch::x86_64::*;
-        let (n, stretch) = (self.n, self.stretch);
-        let xs = self.row_inputs::<R>(kk, r);
-        let base = w[kk * n..].as_ptr();
-        for c in self.cols.clone().step_by(COLS) {
-            // SAFETY: per the contract above.
-            unsafe {
-                let outs: [*mut f32; R] = std::array::from_fn(|i| self.acc.add((r + i) * n + c));
-                // Sums for `[R rows, 32 columns]`: eight registers at R = 2, with four weight
-                // vectors and one broadcast that leaves three of AVX2's sixteen spare.
-                let mut sums: [[__m256; 4]; R] = std::array::from_fn(|i| {
-                    std::array::from_fn(|v| _mm256_loadu_ps(outs[i].add(8 * v)))
-                });
-                for j in 0..STREAMS {
-                    let p = base.add(j * stretch * n + c);
-                    let [w0, w1] = W::load16(p);
-                    let [w2, w3] = W::load16(p.add(16));
-                    for (sum, xr) in sums.iter_mut().zip(&xs) {
-                        let xv = _mm256_set1_ps(xr[j]);
-                        sum[0] = _mm256_fmadd_ps(xv, w0, sum[0]);
-                        sum[1] = _mm256_fmadd_ps(xv, w1, sum[1]);
-                        sum[2] = _mm256_fmadd_ps(xv, w2, sum[2]);
-                        sum[3] = _mm256_fmadd_ps(xv, w3, sum[3]);
+        let mut x = self.inputs[r..].as_ptr();
+        let mut sums = [[_mm256_setzero_ps(); 4]; R];
+        let load = |p: *const W| {
+            // SAFETY: `p` is a row of the tile (the callers' contract).
+            let ([w0, w1], [w2, w3]) = unsafe { (W::load16(p), W::load16(p.add(16))) };
+            [w0, w1, w2, w3]
+        };
+        // SAFETY: as in `group512`.
+        unsafe {
+            for step in 0..self.run {
+                for p in at.streams.map(|p| p.add(step * TILE)) {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH * TILE).cast());
+                    let w = load(p);
+                    for (i, sum) in sums.iter_mut().enumerate() {
+                        let xv = _mm256_set1_ps(*x.add(i));
+                        for (s, wv) in sum.iter_mut().zip(w) {
+                            *s = _mm256_fmadd_ps(xv, wv, *s);
+                        }
+                    }
+                    x = x.add(self.rows);
+                }
+            }
+            for step in 0..self.rest() {
+                let w = load(at.rest.add(step * TILE));
+                for (i, sum) in sums.iter_mut().enumerate() {
+                    let xv = _mm256_set1_ps(*x.add(i));
+                    for (s, wv) in sum.iter_mut().zip(w) {
+                        *s = _mm256_add_ps(*s, _mm256_mul_ps(xv, wv));
                     }
                 }
-                for (sum, out) in sums.iter().zip(outs) {
-                    for (v, s) in sum.iter().enumerate() {
-                        _mm256_storeu_ps(out.add(8 * v), *s);
-                    }
+                x = x.add(self.rows);
+            }
+            for (i, sum) in sums.iter().enumerate() {
+                for (v, s) in sum.iter().enumerate() {
+                    _mm256_storeu_ps(out.add(i * at.width + 8 * v), *s);
                 }
             }
         }
     }
+}
+
+/// A tile's rows for the group kernels: each stream's first, the first past the streams, and
+/// the width of the sums they write.
+#[cfg(target_arch = "x86_64")]
+struct Group<W> {
+    streams: [*const W; STREAMS],
+    rest: *const W,
+    width: usize,
 }
 
 /// Puts back in order the sums of each sixteen columns that an interleaving
@@ -393,6 +403,29 @@ mod tests {
 
     use super::*;
 
+    /// `w` `[k, n]` in column tiles ([`crate::dense::Tiles`]).
+    fn tiled<W: Copy + Default>(w: &[W], k: usize, n: usize) -> Vec<W> {
+        let mut tiles = vec![W::default(); n.div_ceil(TILE) * k * TILE];
+        for (i, row) in w.chunks_exact(n).enumerate() {
+            for (t, part) in row.chunks(TILE).enumerate() {
+                let at = tile_offset(k, n, t, i);
+                tiles[at..at + part.len()].copy_from_slice(part);
+            }
+        }
+        tiles
+    }
+
+    /// The kernel on `w` `[k, n]`, tiled first.
+    fn product<W: Widen + Default>(
+        x: &[f32],
+        rows: usize,
+        w: &[W],
+        k: usize,
+        n: usize,
+    ) -> Vec<f32> {
+        matmul(x, rows, &tiled(w, k, n), k, n)
+    }
+
     fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
             .map(|i| {
@@ -403,7 +436,7 @@ mod tests {
     }
 
     /// The kernel against an f64 product of the same (already rounded) weights.
-    fn check<W: Widen>(x: &[f32], rows: usize, w: &[W], k: usize, n: usize) {
+    fn check<W: Widen + Default>(x: &[f32], rows: usize, w: &[W], k: usize, n: usize) {
         let mut want = vec![0.0f64; rows * n];
         for r in 0..rows {
             for kk in 0..k {
@@ -412,7 +445,7 @@ mod tests {
                 }
             }
         }
-        let got = matmul(x, rows, w, k, n);
+        let got = product(x, rows, w, k, n);
         let err = got
             .iter()
             .zip(&want)
@@ -465,11 +498,11 @@ mod tests {
         let wf = values(k * n, 7);
         for rows in [2, 3, 8, 13, 16] {
             let x = values(rows * k, 5);
-            let (all, all_f) = (matmul(&x, rows, &w, k, n), matmul(&x, rows, &wf, k, n));
+            let (all, all_f) = (product(&x, rows, &w, k, n), product(&x, rows, &wf, k, n));
             for r in 0..rows {
                 let row = &x[r * k..][..k];
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                let (alone, alone_f) = (matmul(row, 1, &w, k, n), matmul(row, 1, &wf, k, n));
+                let (alone, alone_f) = (product(row, 1, &w, k, n), product(row, 1, &wf, k, n));
                 assert_eq!(
                     bits(&all[r * n..][..n]),
                     bits(&alone),
@@ -498,6 +531,12 @@ mod tests {
         let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
         let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
         let wq: Vec<i8> = w.iter().map(|&v| (v * 254.0) as i8).collect();
+        let (w, w16, wb, wq) = (
+            tiled(&w, k, n),
+            tiled(&w16, k, n),
+            tiled(&wb, k, n),
+            tiled(&wq, k, n),
+        );
         for rows in [1, 2, 3, 5, 8, 13, 16] {
             let x = values(rows * k, 9);
             let both =
@@ -528,7 +567,7 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .unwrap();
-                pool.install(|| matmul(&x, rows, &w, k, n))
+                pool.install(|| product(&x, rows, &w, k, n))
             };
             let one = on(1);
             assert!(one.iter().all(|v| v.is_finite()));

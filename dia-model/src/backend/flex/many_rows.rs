@@ -1,36 +1,48 @@
 //! Products with many rows (the encoder over the text, a prompt's prefill): the output's columns
-//! in blocks of a cache-sized slice of the weight, one `gemm` call each, spread over the threads.
-//! An int8 weight is widened to f32 one block at a time into a per-thread buffer, so no f32 copy
-//! of the whole weight is made per call (Burn's generic path casts it all, element by element).
+//! in blocks of a cache-sized slice of the weight (one tile of a tiled weight), one `gemm` call
+//! each, spread over the threads. A weight not in f32 `[in, out]` is gathered and widened one
+//! block at a time into a per-thread buffer, so no f32 copy of the whole weight is made per call
+//! (Burn's generic path casts it all, element by element).
 
 use std::ops::Range;
 
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-/// A weight `[k, n]`, row-major.
+use super::simd::Widen;
+use crate::dense::{TILE, tile_offset};
+
+/// A weight `[k, n]`: `values` row-major, or in column tiles ([`crate::dense::Tiles`]) when
+/// `tiled`; an int8 weight's columns are then multiplied by `scale`.
 #[derive(Clone, Copy)]
-pub enum Weight<'a> {
-    F32(&'a [f32]),
-    /// `values[i, o] · scale[o]`.
-    Int8 {
-        values: &'a [i8],
-        scale: &'a [f32],
-    },
+pub struct Weight<'a, W> {
+    pub values: &'a [W],
+    pub scale: Option<&'a [f32]>,
+    pub tiled: bool,
 }
 
 /// `x` `[rows, k]` · `weight` `[k, n]` → `[rows, n]`; `None` where the slices do not fit.
-pub fn matmul(x: &[f32], rows: usize, weight: Weight<'_>, k: usize, n: usize) -> Option<Vec<f32>> {
-    let fits = match weight {
-        Weight::F32(w) => w.len() == k * n,
-        Weight::Int8 { values, scale } => values.len() == k * n && scale.len() == n,
+pub fn matmul<W: Widen>(
+    x: &[f32],
+    rows: usize,
+    weight: Weight<'_, W>,
+    k: usize,
+    n: usize,
+) -> Option<Vec<f32>> {
+    let len = match weight.tiled {
+        true => n.div_ceil(TILE) * k * TILE,
+        false => k * n,
     };
+    let fits = weight.values.len() == len && weight.scale.is_none_or(|s| s.len() >= n);
     if !fits || x.len() != rows * k || rows * k * n == 0 {
         return None;
     }
     // Two or more blocks per thread, of 16 to 256 columns (a 1024-row f32 block is 1 MiB).
     let threads = rayon::current_num_threads().max(1);
-    let width = n.div_ceil(2 * threads).next_multiple_of(16).clamp(16, 256);
+    let width = match weight.tiled {
+        true => TILE,
+        false => n.div_ceil(2 * threads).next_multiple_of(16).clamp(16, 256),
+    };
     let mut y = vec![0.0f32; rows * n];
     let out = Output(y.as_mut_ptr());
     let product = Product {
@@ -63,33 +75,46 @@ impl Output {
 }
 
 /// What every block of one product reads.
-struct Product<'a> {
+struct Product<'a, W> {
     x: &'a [f32],
     rows: usize,
-    weight: Weight<'a>,
+    weight: Weight<'a, W>,
     k: usize,
     n: usize,
 }
 
-impl Product<'_> {
-    /// Output columns `columns` of `y` `[rows, n]`, widening an int8 block into `wide`.
+impl<W: Widen> Product<'_, W> {
+    /// The weight's columns `columns` (one tile when tiled) as f32 rows and their stride: in
+    /// place for f32 `[in, out]`, gathered and widened into `wide` otherwise.
+    fn block(&self, columns: Range<usize>, wide: &mut Vec<f32>) -> (*const f32, usize) {
+        let (values, k, n) = (self.weight.values, self.k, self.n);
+        if self.weight.tiled {
+            let t = columns.start / TILE;
+            wide.resize(k * TILE, 0.0);
+            for (i, row) in wide.chunks_exact_mut(TILE).enumerate() {
+                W::widen(&values[tile_offset(k, n, t, i)..][..TILE], row);
+            }
+            return (wide.as_ptr(), TILE);
+        }
+        if let Some(w) = W::as_f32(values) {
+            return (w[columns.start..].as_ptr(), n);
+        }
+        wide.clear();
+        for row in values.chunks_exact(n) {
+            wide.extend(row[columns.clone()].iter().map(|v| v.to_f32()));
+        }
+        (wide.as_ptr(), columns.len())
+    }
+
+    /// Output columns `columns` of `y` `[rows, n]`, widening the weight's block into `wide`.
     ///
     /// # Safety
     /// `y` is the `[rows, n]` output, and no other thread touches these columns.
     unsafe fn columns(&self, columns: Range<usize>, wide: &mut Vec<f32>, y: *mut f32) {
         let (start, width, n) = (columns.start, columns.len(), self.n);
-        let (rhs, rhs_row) = match self.weight {
-            Weight::F32(w) => (w[start..].as_ptr(), n),
-            Weight::Int8 { values, .. } => {
-                wide.clear();
-                for row in values.chunks_exact(n) {
-                    wide.extend(row[columns.clone()].iter().map(|&v| f32::from(v)));
-                }
-                (wide.as_ptr(), width)
-            }
-        };
+        let (rhs, rhs_row) = self.block(columns.clone(), wide);
         // SAFETY: lhs `(r, i)` at `r·k + i` inside `x`; rhs `(i, c)` at `i·rhs_row + c` with
-        // `c < width` inside the weight (from column `start`) or `wide` (`k · width`); dst
+        // `c < width ≤ rhs_row` inside the weight's block or `wide` (`k · rhs_row`); dst
         // `(r, c)` at `r·n + start + c`, this block's columns.
         unsafe {
             gemm(
@@ -114,7 +139,7 @@ impl Product<'_> {
                 Parallelism::None,
             );
         }
-        if let Weight::Int8 { scale, .. } = self.weight {
+        if let Some(scale) = self.weight.scale {
             for r in 0..self.rows {
                 // SAFETY: row `r`'s columns of this block, written only here.
                 let row = unsafe { std::slice::from_raw_parts_mut(y.add(r * n + start), width) };

@@ -10,16 +10,27 @@ mod many_rows;
 mod rope;
 mod simd;
 mod tensors;
+mod tiles;
 
 use burn::tensor::{Bool, DType, Tensor};
 use burn_flex::Flex;
 use half::{bf16, f16};
 
 use self::tensors::{f32_values, flex_tensor, primitive, split_columns, write_rows};
+use self::tiles::{Stored, Values};
 use super::{DiaBackend, generic};
 use crate::dense::Dense;
 
 impl DiaBackend for Flex {
+    /// Column tiles ([`crate::dense::Tiles`]) when the AVX2 kernels run: the few-row kernel
+    /// then reads each tile as contiguous streams into sums held in registers.
+    fn arrange(weight: Dense<Self>) -> Dense<Self> {
+        match simd::available() {
+            true => weight.tiled(),
+            false => weight,
+        }
+    }
+
     fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {
         match few_row_product(&x, weight) {
             Some(y) => {
@@ -138,42 +149,72 @@ impl DiaBackend for Flex {
     }
 }
 
-/// `x` · `weight` for many rows (the encoder, a prefill): [`many_rows`] for f32 activations with
-/// f32 or int8 weights, Burn's own matmul otherwise.
+/// `x` · `weight` for many rows (the encoder, a prefill): [`many_rows`] for float activations
+/// with any stored weight, Burn's own matmul with the custom kernels off.
 fn many_row_product(x: Tensor<Flex, 2>, weight: &Dense<Flex>) -> Tensor<Flex, 2> {
-    let rows = x.dims()[0];
-    match super::custom_kernels()
-        .then(|| many_rows_f32(&x, weight))
-        .flatten()
-    {
-        Some((y, n)) => flex_tensor(y, [rows, n], DType::F32),
+    let [rows, _] = x.dims();
+    let dtype = x.dtype();
+    let float = matches!(dtype, DType::F32 | DType::F16 | DType::BF16);
+    let product = (super::custom_kernels() && float)
+        .then(|| product(&f32_values(x.clone()), rows, weight, Rows::Many))
+        .flatten();
+    match product {
+        Some((y, n)) => flex_tensor(y, [rows, n], dtype),
         None => generic::project(x, weight),
     }
 }
 
-/// [`many_rows::matmul`] of contiguous f32 `x` and an f32 or int8 weight, with the output
-/// width; `None` for other dtypes and layouts.
-fn many_rows_f32(x: &Tensor<Flex, 2>, weight: &Dense<Flex>) -> Option<(Vec<f32>, usize)> {
-    let [rows, k] = x.dims();
-    let xs = primitive(x.clone());
-    let xs = xs.as_slice::<f32>()?;
-    match weight {
-        Dense::Float(w) => {
-            let w = primitive(w.val());
-            let n = w.layout().shape().dims::<2>()[1];
-            let w = many_rows::Weight::F32(w.as_slice::<f32>()?);
-            Some((many_rows::matmul(xs, rows, w, k, n)?, n))
-        }
-        Dense::Int8(q) => {
-            let (values, scale) = (q.values.val().into_primitive(), primitive(q.scale.val()));
-            let n = values.layout().shape().dims::<2>()[1];
-            let w = many_rows::Weight::Int8 {
-                values: values.as_slice::<i8>()?,
-                scale: scale.as_slice::<f32>()?,
-            };
-            Some((many_rows::matmul(xs, rows, w, k, n)?, n))
+/// Which kernel [`product`] runs: [`gemv`] (a tiled weight only) or [`many_rows`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    Few,
+    Many,
+}
+
+/// `x` `[rows, in]` (f32) · `weight` → `[rows, out]` f32 and `out`, by `rows`' kernel; `None`
+/// where it does not take this weight.
+fn product(
+    x: &[f32],
+    rows: usize,
+    weight: &Dense<Flex>,
+    kernel: Rows,
+) -> Option<(Vec<f32>, usize)> {
+    let stored = Stored::of(weight);
+    let y = match stored.values()? {
+        Values::F32(w) => run(kernel, x, rows, w, &stored, None)?,
+        Values::F16(w) => run(kernel, x, rows, w, &stored, None)?,
+        Values::Bf16(w) => run(kernel, x, rows, w, &stored, None)?,
+        Values::Int8 { values, scale } => run(kernel, x, rows, values, &stored, Some(scale))?,
+    };
+    Some((y, stored.dims[1]))
+}
+
+/// [`product`] on the weight's values of type `W`, with an int8 weight's column `scale`.
+fn run<W: simd::Widen>(
+    kernel: Rows,
+    x: &[f32],
+    rows: usize,
+    w: &[W],
+    stored: &Stored,
+    scale: Option<&[f32]>,
+) -> Option<Vec<f32>> {
+    let [k, n] = stored.dims;
+    if kernel == Rows::Many {
+        let tiled = stored.tiled;
+        let weight = many_rows::Weight {
+            values: w,
+            scale,
+            tiled,
+        };
+        return many_rows::matmul(x, rows, weight, k, n);
+    }
+    let mut y = stored.tiled.then(|| gemv::matmul(x, rows, w, k, n))?;
+    if let Some(scale) = scale {
+        for row in y.chunks_exact_mut(n) {
+            row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
         }
     }
+    Some(y)
 }
 
 /// A few-row product's f32 output `[rows, n]` and the dtype it is returned in.
@@ -184,44 +225,16 @@ struct Product {
 }
 
 /// `x` · `weight` through the streaming kernel when the AVX2 kernels are available, `x` has at
-/// most [`gemv::MAX_ROWS`] rows in f32, f16 or bf16 and the weight (f32, f16, bf16 or int8) is
-/// stored contiguously; `None` where Burn's gemm is the right tool.
+/// most [`gemv::MAX_ROWS`] rows in f32, f16 or bf16 and the weight is in column tiles
+/// ([`Flex::arrange`]); `None` where Burn's gemm is the right tool.
 fn few_row_product(x: &Tensor<Flex, 2>, weight: &Dense<Flex>) -> Option<Product> {
     let [rows, _] = x.dims();
     let dtype = x.dtype();
     let float = matches!(dtype, DType::F32 | DType::F16 | DType::BF16);
-    if rows > gemv::MAX_ROWS || !float || !simd::available() {
+    if rows > gemv::MAX_ROWS || !float || !simd::available() || !matches!(weight, Dense::Tiled(_)) {
         return None;
     }
-    let x_rows = || f32_values(x.clone());
-    // A weight stored as a strided view has no slice: gemm reads it in place, no copy per call.
-    let (y, n) = match weight {
-        Dense::Float(w) => {
-            let w = primitive(w.val());
-            let [k, n] = w.layout().shape().dims::<2>();
-            let y = match w.dtype() {
-                DType::F32 => gemv::matmul(&x_rows(), rows, w.as_slice::<f32>()?, k, n),
-                DType::F16 => gemv::matmul(&x_rows(), rows, w.as_slice::<f16>()?, k, n),
-                DType::BF16 => gemv::matmul(&x_rows(), rows, w.as_slice::<bf16>()?, k, n),
-                _ => return None,
-            };
-            (y, n)
-        }
-        Dense::Int8(q) => {
-            let values = q.values.val().into_primitive();
-            let [k, n] = values.layout().shape().dims::<2>();
-            if values.dtype() != DType::I8 {
-                return None;
-            }
-            let scale = primitive(q.scale.val());
-            let scale = scale.as_slice::<f32>()?;
-            let mut y = gemv::matmul(&x_rows(), rows, values.as_slice::<i8>()?, k, n);
-            for row in y.chunks_exact_mut(n) {
-                row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
-            }
-            (y, n)
-        }
-    };
+    let (y, n) = product(&f32_values(x.clone()), rows, weight, Rows::Few)?;
     Some(Product { y, n, dtype })
 }
 
@@ -234,25 +247,43 @@ mod tests {
     use crate::backend::{DiaBackend, generic};
     use crate::dense::Dense;
 
-    /// Many rows (the encoder's case, past the few-row kernel) times an f32 or int8 weight
-    /// give what the generic path gives, up to the order of the sums.
+    /// Few rows (the decode kernel) and many (the encoder's case) times a weight in every
+    /// storage, tiled at load where the AVX2 kernels run, give what the generic path gives on
+    /// the plain weight, up to the order of the sums; untiling gives the plain weight back.
     #[test]
-    fn many_rows_equal_the_generic_path() {
+    fn arranged_weights_give_the_plain_weights_product() {
         let device = Default::default();
         let weight = Tensor::<Flex, 2>::random([48, 40], Distribution::Default, &device);
-        let rows = super::gemv::MAX_ROWS + 9;
-        let x = Tensor::<Flex, 2>::random([rows, 48], Distribution::Default, &device);
-        for storage in [WeightStorage::Int8, WeightStorage::F32] {
-            let weight = Dense::new(weight.clone(), storage);
-            let got = Flex::project(x.clone(), &weight);
-            let want = generic::project(x.clone(), &weight);
+        let storages = [WeightStorage::Int8, WeightStorage::F32, WeightStorage::BF16];
+        for (rows, storage) in [3, super::gemv::MAX_ROWS + 9]
+            .into_iter()
+            .flat_map(|rows| storages.map(|s| (rows, s)))
+        {
+            let x = Tensor::<Flex, 2>::random([rows, 48], Distribution::Default, &device);
+            let plain = Dense::plain(weight.clone(), storage);
+            let arranged = Dense::new(weight.clone(), storage);
+            let tiled = matches!(arranged, Dense::Tiled(_));
+            assert_eq!(
+                tiled,
+                super::simd::available(),
+                "{storage:?}: tiled at load"
+            );
+            assert_eq!(arranged.dims(), [48, 40]);
+            let values = |d: Dense<Flex>| match d.untiled() {
+                Dense::Float(w) => w.val().cast(DType::F32).into_data(),
+                Dense::Int8(q) => q.values.val().float().into_data(),
+                Dense::Tiled(_) => unreachable!("untiled"),
+            };
+            values(arranged.clone()).assert_eq(&values(plain.clone()), true);
+            let got = Flex::project(x.clone(), &arranged).cast(DType::F32);
+            let want = generic::project(x.clone(), &plain).cast(DType::F32);
             assert_eq!(got.dims(), [rows, 40]);
             let got = got.into_data().to_vec::<f32>().unwrap();
             let want = want.into_data().to_vec::<f32>().unwrap();
             for (g, w) in got.iter().zip(&want) {
                 assert!(
                     (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                    "{storage:?}: {g} vs {w}"
+                    "{storage:?}, {rows} rows: {g} vs {w}"
                 );
             }
         }

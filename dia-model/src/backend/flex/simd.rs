@@ -49,6 +49,10 @@ pub trait Widen: Copy + Send + Sync + 'static {
             *d = s.to_f32();
         }
     }
+    /// `src` itself when the elements are already f32 (read in place, not widened).
+    fn as_f32(_src: &[Self]) -> Option<&[f32]> {
+        None
+    }
     /// Whether [`Widen::load16`] returns the even and the odd columns rather than two
     /// runs of eight (the kernel then puts its sums back in order once per call).
     const INTERLEAVED: bool = false;
@@ -70,6 +74,9 @@ impl Widen for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+    fn as_f32(src: &[Self]) -> Option<&[f32]> {
+        Some(src)
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
