@@ -238,6 +238,7 @@ fn f32_weight<B: Backend>(weight: &Dense<B>) -> Tensor<B, 2> {
     let q = match weight {
         Dense::Float(w) => return w.val().cast(DType::F32),
         Dense::Int8(q) => q,
+        Dense::Tiled(_) => return f32_weight(&weight.clone().untiled()),
     };
     let [d_in, d_out] = weight.dims();
     let values = q.values.val().into_data().to_vec::<i8>().unwrap();

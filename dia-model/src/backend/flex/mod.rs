@@ -1,5 +1,6 @@
-//! Flex: few-row projections go to the streaming kernel in [`gemv`], which reads each weight
-//! once for all rows at close to memory bandwidth; single-query attention reads the KV cache in
+//! Flex: weights are laid out in column tiles at load ([`crate::dense::Tiles`]) and few-row
+//! projections go to the streaming kernel in [`gemv`], which reads each weight once for all rows
+//! at close to memory bandwidth, up to 16 rows; single-query attention reads the KV cache in
 //! place ([`attend_one`]); the cache is written in place. Everything else, and every hook on a
 //! CPU without AVX2 or with the custom kernels off, is Burn's own op ([`crate::backend::generic`]).
 
