@@ -1,5 +1,5 @@
 //! Products with many rows (the encoder over the text, a prompt's prefill): the output's columns
-//! in blocks of a cache-sized slice of the weight (one tile of a tiled weight), one `gemm` call
+//! in blocks of a cache-sized slice of the weight (whole tiles of a tiled weight), one `gemm` call
 //! each, spread over the threads. A weight not in f32 `[in, out]` is gathered and widened one
 //! block at a time into a per-thread buffer, so no f32 copy of the whole weight is made per call
 //! (Burn's generic path casts it all, element by element).
@@ -37,12 +37,14 @@ pub fn matmul<W: Widen>(
     if !fits || x.len() != rows * k || rows * k * n == 0 {
         return None;
     }
-    // Two or more blocks per thread, of 16 to 256 columns (a 1024-row f32 block is 1 MiB).
+    // Two or more blocks per thread, of 16 (32 when tiled) to 256 columns (a 1024-row f32 block
+    // is 1 MiB).
     let threads = rayon::current_num_threads().max(1);
-    let width = match weight.tiled {
-        true => TILE,
-        false => n.div_ceil(2 * threads).next_multiple_of(16).clamp(16, 256),
-    };
+    let step = if weight.tiled { TILE } else { 16 };
+    let width = n
+        .div_ceil(2 * threads)
+        .next_multiple_of(step)
+        .clamp(step, 256);
     let mut y = vec![0.0f32; rows * n];
     let out = Output(y.as_mut_ptr());
     let product = Product {
@@ -84,17 +86,20 @@ struct Product<'a, W> {
 }
 
 impl<W: Widen> Product<'_, W> {
-    /// The weight's columns `columns` (one tile when tiled) as f32 rows and their stride: in
+    /// The weight's columns `columns` (whole tiles when tiled) as f32 rows and their stride: in
     /// place for f32 `[in, out]`, gathered and widened into `wide` otherwise.
     fn block(&self, columns: Range<usize>, wide: &mut Vec<f32>) -> (*const f32, usize) {
         let (values, k, n) = (self.weight.values, self.k, self.n);
         if self.weight.tiled {
-            let t = columns.start / TILE;
-            wide.resize(k * TILE, 0.0);
-            for (i, row) in wide.chunks_exact_mut(TILE).enumerate() {
-                W::widen(&values[tile_offset(k, n, t, i)..][..TILE], row);
+            let tiles = columns.start / TILE..columns.end.div_ceil(TILE);
+            let width = tiles.len() * TILE;
+            wide.resize(k * width, 0.0);
+            for (i, row) in wide.chunks_exact_mut(width).enumerate() {
+                for (t, part) in tiles.clone().zip(row.chunks_exact_mut(TILE)) {
+                    W::widen(&values[tile_offset(k, n, t, i)..][..TILE], part);
+                }
             }
-            return (wide.as_ptr(), TILE);
+            return (wide.as_ptr(), width);
         }
         if let Some(w) = W::as_f32(values) {
             return (w[columns.start..].as_ptr(), n);
