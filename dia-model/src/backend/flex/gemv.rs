@@ -94,8 +94,8 @@ fn matmul_with<W: Widen>(
     y
 }
 
-/// Tile rows ahead of each stream that the SIMD kernels ask the cache for (a `[2048, 8192]`
-/// f32 product of eight rows: 2.76 ms without, 2.49 ms at 8 rows ahead).
+/// Tile rows ahead of each stream that the SIMD kernels ask the cache for, so the next steps'
+/// weights are on their way while this step's multiply-adds run.
 #[cfg(target_arch = "x86_64")]
 const PREFETCH: usize = 8;
 
