@@ -5,12 +5,13 @@
 use std::ops::ControlFlow;
 
 use dia_dac::{Dac, StreamWindows};
+use dia_model::longform::{LongFormEvent, generate_long};
 use dia_model::{
-    DiaBackend, DiaModel, GenerationConfig, LongFormEvent, LongFormOptions, LongFormOutput,
-    LongFormRequest, generate_long,
+    DiaBackend, DiaModel, GenerationConfig, LongFormOptions, LongFormOutput, LongFormRequest,
 };
 
-use crate::stream::{StreamError, push_frames};
+use crate::error::Error;
+use crate::stream::push_frames;
 
 /// What a long-form streaming run reports, in order.
 #[derive(Debug)]
@@ -32,7 +33,7 @@ pub fn generate_long_streaming<B: DiaBackend>(
     options: &LongFormOptions,
     windows: StreamWindows,
     mut on_event: impl FnMut(LongStreamEvent<'_>) -> ControlFlow<()>,
-) -> Result<Vec<LongFormOutput>, StreamError> {
+) -> Result<Vec<LongFormOutput>, Error> {
     let mut decoders = (0..requests.len())
         .map(|_| dac.streaming_decoder(windows).map(Some))
         .collect::<Result<Vec<_>, _>>()?;

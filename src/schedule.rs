@@ -7,12 +7,15 @@
 use std::collections::{HashMap, VecDeque};
 
 use dia_dac::{Dac, StreamWindows, StreamingDecoder};
+use dia_model::generation::ItemId;
+use dia_model::longform::{PassRequest, ScriptRun};
 use dia_model::{
-    ContinuousBatch, DiaBackend, DiaError, DiaModel, GenerationConfig, ItemId, LongFormOptions,
-    LongFormOutput, LongFormRequest, PassRequest, SamplingSite, ScriptRun,
+    ContinuousBatch, DiaBackend, DiaError, DiaModel, GenerationConfig, LongFormOptions,
+    LongFormOutput, LongFormRequest, SamplingSite,
 };
 
-use crate::stream::{StreamError, push_frames};
+use crate::error::Error;
+use crate::stream::push_frames;
 
 /// A script to speak, with its own parameters and seed.
 #[derive(Debug, Clone)]
@@ -43,7 +46,7 @@ pub enum SpeechEvent<'a> {
     Done { job: JobId, output: LongFormOutput },
     /// The job failed (bad input found at its pass's start, non-finite logits, the codec) and
     /// left; the others go on.
-    Failed { job: JobId, error: StreamError },
+    Failed { job: JobId, error: Error },
 }
 
 /// A job's script, parameters, decoder and the batch item of its running pass.
@@ -76,7 +79,7 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
         dac: &'a Dac<B>,
         max_batch: usize,
         options: LongFormOptions,
-    ) -> Result<Self, StreamError> {
+    ) -> Result<Self, Error> {
         Self::with_sampling(model, dac, max_batch, options, SamplingSite::Auto)
     }
 
@@ -88,7 +91,7 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
         max_batch: usize,
         options: LongFormOptions,
         sampling: SamplingSite,
-    ) -> Result<Self, StreamError> {
+    ) -> Result<Self, Error> {
         options.check()?;
         Ok(Self {
             model,
@@ -103,13 +106,13 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
     }
 
     /// Queues `job`; its first pass is checked now (bad input is an error here, not later).
-    pub fn submit(&mut self, job: SpeechJob) -> Result<JobId, StreamError> {
+    pub fn submit(&mut self, job: SpeechJob) -> Result<JobId, Error> {
         let text_len = self.model.config.encoder.max_position_embeddings;
         let run = ScriptRun::new(&job.script, &self.options, text_len);
         let first = run
             .next_request(&job.config, &self.options, text_len)
             .ok_or_else(|| DiaError::InvalidInput("the script has nothing to say".into()))?;
-        dia_model::check_request(self.model, &first.request, &first.config)?;
+        dia_model::generation::check_request(self.model, &first.request, &first.config)?;
         let decoder = match job.stream {
             true => Some(self.dac.streaming_decoder(StreamWindows::default())?),
             false => None,
@@ -164,10 +167,7 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
     /// Admits waiting jobs into free slots, decodes one frame for every job in the batch and
     /// reports what happened through `on_event`. Returns how many jobs decoded a frame (0 once
     /// idle). An error here concerns the whole batch (the backend failed).
-    pub fn step(
-        &mut self,
-        mut on_event: impl FnMut(SpeechEvent<'_>),
-    ) -> Result<usize, StreamError> {
+    pub fn step(&mut self, mut on_event: impl FnMut(SpeechEvent<'_>)) -> Result<usize, Error> {
         self.admit(&mut on_event);
         let steps = self.batch.step()?;
         let decoded = steps.len();
@@ -235,7 +235,7 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
         item: ItemId,
         new_frames: std::ops::Range<usize>,
         on_event: &mut impl FnMut(SpeechEvent<'_>),
-    ) -> Result<(), StreamError> {
+    ) -> Result<(), Error> {
         let ended = self.batch.is_finished(item) == Some(true);
         let state = self.jobs.get_mut(&job).expect("a running job exists");
         // Only a streamed job's decoder needs the frames as they come (the codes are whole at

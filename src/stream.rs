@@ -5,20 +5,12 @@
 
 use std::ops::ControlFlow;
 
+use crate::error::Error;
 use dia_dac::{Dac, DacError, StreamWindows, StreamingDecoder};
+use dia_model::generation::DecodeStep;
 use dia_model::{
-    DecodeStep, Decoding, DiaBackend, DiaError, DiaModel, GeneratedCodes, GenerationConfig,
-    GenerationRequest,
+    Decoding, DiaBackend, DiaModel, GeneratedCodes, GenerationConfig, GenerationRequest,
 };
-
-/// What went wrong while streaming: in the model or in the codec.
-#[derive(Debug, thiserror::Error)]
-pub enum StreamError {
-    #[error(transparent)]
-    Model(#[from] DiaError),
-    #[error(transparent)]
-    Codec(#[from] DacError),
-}
 
 /// What a streaming run reports, in order.
 #[derive(Debug)]
@@ -39,7 +31,7 @@ pub fn generate_streaming<B: DiaBackend>(
     config: &GenerationConfig,
     windows: StreamWindows,
     mut on_event: impl FnMut(StreamEvent<'_>) -> ControlFlow<()>,
-) -> Result<Vec<GeneratedCodes>, StreamError> {
+) -> Result<Vec<GeneratedCodes>, Error> {
     let mut decoding = Decoding::new(model, requests, config)?;
     let mut decoders = (0..decoding.items())
         .map(|_| dac.streaming_decoder(windows).map(Some))

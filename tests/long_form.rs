@@ -8,11 +8,12 @@ use common::{asset, max_abs_diff};
 use std::ops::ControlFlow;
 
 use dia_burn::dia_dac::{Dac, StreamWindows};
+use dia_burn::dia_model::longform::{LongFormEvent, generate_long};
 use dia_burn::dia_model::{
-    DiaModel, GenerationConfig, GenerationRequest, LongFormEvent, LongFormOptions, LongFormOutput,
-    LongFormRequest, ModelOptions, VoicePrompt, generate, generate_long,
+    DiaModel, GenerationConfig, GenerationRequest, LongFormOptions, LongFormOutput,
+    LongFormRequest, ModelOptions, VoicePrompt, generate,
 };
-use dia_burn::{LongStreamEvent, generate_long_streaming};
+use dia_burn::long::{LongStreamEvent, generate_long_streaming};
 
 type B = burn_flex::Flex;
 

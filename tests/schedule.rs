@@ -13,9 +13,8 @@ use dia_burn::dia_dac::{Dac, StreamWindows};
 use dia_burn::dia_model::{
     DiaModel, GenerationConfig, LongFormOptions, LongFormRequest, ModelOptions, VoicePrompt,
 };
-use dia_burn::{
-    JobId, LongStreamEvent, SpeechEvent, SpeechJob, SpeechScheduler, generate_long_streaming,
-};
+use dia_burn::long::{LongStreamEvent, generate_long_streaming};
+use dia_burn::{JobId, SpeechEvent, SpeechJob, SpeechScheduler};
 
 type B = burn_flex::Flex;
 

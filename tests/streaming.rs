@@ -10,7 +10,7 @@ use dia_burn::dia_dac::{Dac, StreamWindows};
 use dia_burn::dia_model::{
     DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, generate,
 };
-use dia_burn::{StreamEvent, generate_streaming};
+use dia_burn::stream::{StreamEvent, generate_streaming};
 
 type B = burn_flex::Flex;
 

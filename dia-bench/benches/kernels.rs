@@ -10,10 +10,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use dia_bench::measure::TEXT;
 use dia_bench::setting::Size;
 use dia_dac::{Dac, audio_to_vec};
-use dia_model::{
-    Dense, DiaModel, ModelOptions, ModelVersion, Sampler, SamplerParams, SpecialIds, TextBatch,
-    WeightStorage, encode_text,
-};
+use dia_model::backend::Dense;
+use dia_model::config::ModelVersion;
+use dia_model::generation::{Sampler, SamplerParams, SpecialIds};
+use dia_model::model::TextBatch;
+use dia_model::tokenizer::encode_text;
+use dia_model::{DiaModel, ModelOptions, WeightStorage};
 
 /// Decode-shape projections of a full-size step (two CFG rows): the MLP input
 /// `[2, 2048] · [2048, 8192]` and output `[2, 8192] · [8192, 2048]`.

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
+use dia_model::backend::Dense;
 use dia_model::backend::{custom_kernels, set_custom_kernels};
-use dia_model::{BackendKind, Dense, DiaBackend, DiaConfig, OnBackend, WeightStorage};
+use dia_model::{BackendKind, DiaBackend, DiaConfig, OnBackend, WeightStorage};
 use serde::Serialize;
 
 use crate::codec::median;
@@ -70,7 +71,7 @@ pub fn profile(plan: &KernelPlan, machine: Machine) -> Result<KernelProfile> {
         machine,
         backend: plan.backend,
         size: plan.size,
-        dtype: dia_model::dtype_name(plan.dtype),
+        dtype: dia_model::runtime::dtype_name(plan.dtype),
         rows: plan.rows,
         cache: plan.cache,
         text: plan.text,

@@ -167,7 +167,7 @@ struct KernelArgs {
     #[arg(long, default_value = "full")]
     size: Size,
     /// Compute dtype (f32, f16, bf16).
-    #[arg(long, default_value = "f32", value_parser = dia_model::parse_dtype)]
+    #[arg(long, default_value = "f32", value_parser = dia_model::config::parse_dtype)]
     dtype: DType,
     /// Decoder rows (two per item with classifier-free guidance).
     #[arg(long, default_value_t = 2)]

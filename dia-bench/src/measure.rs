@@ -10,11 +10,13 @@ use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use dia_burn::{StreamEvent, generate_streaming};
+use dia_burn::stream::{StreamEvent, generate_streaming};
 use dia_dac::{Dac, StreamWindows};
+use dia_model::model::TextBatch;
+use dia_model::runtime::ensure_dtype;
+use dia_model::tokenizer::encode_text;
 use dia_model::{
     ContinuousBatch, DiaBackend, DiaModel, GenerationConfig, GenerationRequest, OnBackend,
-    TextBatch, encode_text, ensure_dtype,
 };
 use serde::{Deserialize, Serialize};
 

@@ -99,7 +99,7 @@ impl Report {
         vec![
             format!("{:?}", st.size),
             st.backend.to_string(),
-            dia_model::dtype_name(st.dtype),
+            dia_model::runtime::dtype_name(st.dtype),
             st.weights.to_string(),
             on(st.rope_table),
             on(st.fused_qkv),

@@ -5,9 +5,9 @@ use std::str::FromStr;
 
 use burn::tensor::DType;
 use dia_dac::DacConfig;
-use dia_model::{
-    BackendKind, DiaConfig, ModelOptions, SamplingSite, WeightStorage, dtype_name, parse_dtype,
-};
+use dia_model::config::parse_dtype;
+use dia_model::runtime::dtype_name;
+use dia_model::{BackendKind, DiaConfig, ModelOptions, SamplingSite, WeightStorage};
 use serde::{Deserialize, Serialize};
 
 /// Model size; all use random weights.
@@ -181,11 +181,11 @@ mod dtype_serde {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(dtype: &DType, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&dia_model::dtype_name(*dtype))
+        s.serialize_str(&dia_model::runtime::dtype_name(*dtype))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DType, D::Error> {
-        dia_model::parse_dtype(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        dia_model::config::parse_dtype(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::{Int, Tensor, TensorData};
-use dia_model::{DiaBackend, DiaModel, OnBackend, TextBatch, encode_text, ensure_dtype};
+use dia_model::model::TextBatch;
+use dia_model::runtime::ensure_dtype;
+use dia_model::tokenizer::encode_text;
+use dia_model::{DiaBackend, DiaModel, OnBackend};
 use serde::Serialize;
 
 use crate::counters;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dia_infer::runtime::{ModelArgs, RuntimeArgs};
-use dia_model::{LongFormOptions, SamplingSite};
+use dia_burn::cli::{ModelArgs, RuntimeArgs};
+use dia_burn::dia_model::{GenerationConfig, LongFormOptions, SamplingSite};
 
 /// Text in, 44.1 kHz speech out: Nari Labs' Dia and the Descript Audio Codec on Burn.
 #[derive(Debug, Parser)]
@@ -68,17 +68,17 @@ pub struct GenerateArgs {
     /// Absolute decoder frames, audio prompt included [default: the model's limit].
     #[arg(long)]
     pub max_tokens: Option<usize>,
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = GenerationConfig::default().cfg_scale)]
     pub cfg_scale: f32,
     /// Sampling temperature; 0 decodes greedily.
-    #[arg(long, default_value_t = 1.2)]
+    #[arg(long, default_value_t = GenerationConfig::default().temperature)]
     pub temperature: f32,
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, default_value_t = GenerationConfig::default().top_p)]
     pub top_p: f32,
-    #[arg(long, default_value_t = 45)]
+    #[arg(long, default_value_t = GenerationConfig::default().cfg_filter_top_k)]
     pub cfg_filter_top_k: usize,
     /// Random seed: the same seed, inputs and backend give the same audio.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = GenerationConfig::default().seed)]
     pub seed: u64,
     /// Voice to continue: an audio file (wav, mp3, flac, ogg; any rate, any channels).
     #[arg(long, conflicts_with = "audio_prompt_codes")]
@@ -95,10 +95,10 @@ pub struct GenerateArgs {
     /// Estimated seconds of speech per pass: a script longer than that (or than the model's
     /// text length) is spoken in passes, cut at speaker turns, each conditioned on the end of
     /// the one before so every speaker keeps one voice.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, default_value_t = LongFormOptions::default().chunk_seconds)]
     pub chunk_seconds: f32,
     /// Estimated seconds of the previous pass's end that condition the next pass.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = LongFormOptions::default().context_seconds)]
     pub context_seconds: f32,
     /// JSONL file of jobs (`text`, `output`, optional `codes_out`, `audio_prompt`,
     /// `audio_prompt_codes`, `prompt_transcript`, `seed`), decoded side by side: a job starts as
@@ -110,7 +110,7 @@ pub struct GenerateArgs {
     pub batch_size: usize,
     /// Where tokens are chosen: `auto` (the device on wgpu and cuda, the host on CPUs), `host`
     /// (logits read back every step), `device` or `device:N` (codes read back every N steps).
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value_t = GenerationConfig::default().sampling)]
     pub sampling: SamplingSite,
 }
 

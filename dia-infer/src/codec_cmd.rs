@@ -2,14 +2,14 @@
 
 use anyhow::{Context, Result};
 use burn::tensor::DType;
-use dia_dac::{Dac, StreamWindows};
-use dia_model::DiaBackend;
-
-use dia_infer::backend::{Command, dispatch};
-use dia_infer::runtime::RuntimeArgs;
-use dia_infer::{audio, codes, files};
+use dia_burn::backends::{OnDevice, run};
+use dia_burn::cli::RuntimeArgs;
+use dia_burn::dia_dac::{Dac, StreamWindows};
+use dia_burn::dia_model::DiaBackend;
+use dia_burn::{audio, codes, hub};
 
 use crate::cli::{DecodeArgs, EncodeArgs};
+use crate::files;
 use crate::sink;
 use crate::speak::DECODE_WINDOW_FRAMES;
 
@@ -17,7 +17,7 @@ use crate::speak::DECODE_WINDOW_FRAMES;
 pub fn encode(args: &EncodeArgs) -> Result<()> {
     files::ensure_not_input(&args.codes_out, &[&args.audio])?;
     files::ensure_writable(&args.codes_out)?;
-    dispatch(args.runtime.backend, args.runtime.dtype, Encode(args))
+    run(args.runtime.backend, args.runtime.dtype, Encode(args))?
 }
 
 /// Codes JSON → WAV file.
@@ -26,31 +26,38 @@ pub fn decode(args: &DecodeArgs) -> Result<()> {
         files::ensure_not_input(&args.output, &[&args.codes])?;
         files::ensure_writable(&args.output)?;
     }
-    dispatch(args.runtime.backend, args.runtime.dtype, Decode(args))
+    run(args.runtime.backend, args.runtime.dtype, Decode(args))?
 }
 
 fn load_dac<B: DiaBackend>(runtime: &RuntimeArgs, device: &B::Device) -> Result<Dac<B>> {
-    let path = runtime.dac_path()?;
+    let path = match &runtime.dac_path {
+        Some(path) => path.clone(),
+        None => hub::dac_path(&runtime.dac, runtime.quiet)?,
+    };
     Dac::<B>::load(&path, device)
         .with_context(|| format!("cannot load the codec from {}", path.display()))
 }
 
 struct Encode<'a>(&'a EncodeArgs);
 
-impl Command for Encode<'_> {
+impl OnDevice for Encode<'_> {
+    type Output = Result<()>;
+
     /// The codec always runs in f32, as the reference keeps it.
     fn run<B: DiaBackend>(self, device: B::Device, _dtype: DType) -> Result<()> {
         let args = self.0;
         let dac = load_dac::<B>(&args.runtime, &device)?;
         let samples = audio::read_mono(&args.audio, dac.config().sample_rate, None)?;
         let codes = dac.encode_samples(&samples)?;
-        codes::write_codes(&args.codes_out, &codes)
+        Ok(codes::write_codes(&args.codes_out, &codes)?)
     }
 }
 
 struct Decode<'a>(&'a DecodeArgs);
 
-impl Command for Decode<'_> {
+impl OnDevice for Decode<'_> {
+    type Output = Result<()>;
+
     fn run<B: DiaBackend>(self, device: B::Device, _dtype: DType) -> Result<()> {
         let args = self.0;
         let dac = load_dac::<B>(&args.runtime, &device)?;

@@ -1,9 +1,10 @@
-//! Output files written atomically (temp file + rename) and never over one of the run's inputs.
+//! A run's output paths, checked before any work: never one of the run's inputs, never named
+//! twice, each writable (the files themselves are written atomically, `dia_burn::files`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
+use dia_burn::files::{parent_dir, temp_beside};
 
 /// Checks a run's output paths before any work: none empty or a directory, none an input,
 /// none named twice, each creatable.
@@ -64,54 +65,5 @@ pub fn ensure_not_input(output: &Path, inputs: &[&Path]) -> Result<()> {
 
 /// Checks early that a file can be created next to `output` (before hours of generation).
 pub fn ensure_writable(output: &Path) -> Result<()> {
-    temp_beside(output).map(drop)
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// A temporary file beside `path`, created with the permissions a plain file gets (0666
-/// less the umask; a temporary file's own default is 0600).
-pub fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = parent_dir(path);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".dia-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    builder.tempfile_in(&dir).with_context(|| {
-        format!(
-            "cannot write {}: directory {} is not writable",
-            path.display(),
-            dir.display()
-        )
-    })
-}
-
-/// Moves a finished temporary file into place at `path`, on disk first (fsync), so a crash
-/// never leaves a half-written output under the final name.
-pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-/// Writes `path` through a temporary file in the same directory, renamed on success.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> Result<()>,
-) -> Result<()> {
-    let mut tmp = temp_beside(path)?;
-    write(tmp.as_file_mut())?;
-    tmp.as_file_mut().flush()?;
-    persist(tmp, path)
+    Ok(temp_beside(output).map(drop)?)
 }

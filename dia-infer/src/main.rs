@@ -2,6 +2,7 @@
 
 mod cli;
 mod codec_cmd;
+mod files;
 mod jobs;
 mod progress;
 mod sink;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::WavFormat;
-use dia_infer::audio::to_i16;
-use dia_infer::files;
+use dia_burn::audio::to_i16;
+use dia_burn::files;
 
 /// The output path that means stdout.
 pub fn is_stdout(path: &Path) -> bool {
@@ -97,7 +97,7 @@ impl AudioSink {
                 writer
                     .finalize()
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                files::persist(tmp, &path)
+                Ok(files::persist(tmp, &path)?)
             }
             Self::Stdout(out) => out.lock().flush().map_err(stdout_error),
         }

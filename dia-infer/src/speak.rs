@@ -9,21 +9,22 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
-use dia_burn::{JobId, SpeechEvent, SpeechJob, SpeechScheduler};
-use dia_dac::Dac;
-use dia_model::{
-    CheckpointFiles, DiaBackend, DiaModel, GenerationConfig, GenerationRequest, LongFormRequest,
-    PlanOptions, VoicePrompt, plan,
+use dia_burn::backends::{self, OnDevice};
+use dia_burn::dia_dac::Dac;
+use dia_burn::dia_model::generation::check_request;
+use dia_burn::dia_model::longform::{PlanOptions, plan};
+use dia_burn::dia_model::{
+    DiaBackend, DiaModel, GenerationConfig, GenerationRequest, LongFormRequest, VoicePrompt,
 };
+use dia_burn::voice::{VoiceSource, load_voice};
+use dia_burn::{Dia, DiaFiles, JobId, LoadOptions, SpeechEvent, SpeechJob, SpeechScheduler, codes};
 
 use crate::cli::GenerateArgs;
+use crate::files;
 use crate::jobs;
 use crate::jobs::Job;
 use crate::progress::Progress;
 use crate::sink::{self, AudioSink};
-use dia_infer::backend::{Command, dispatch};
-use dia_infer::runtime::load;
-use dia_infer::{audio, codes, files};
 
 /// Frames the codec decodes at a time: bounds memory on long outputs.
 pub const DECODE_WINDOW_FRAMES: usize = 256;
@@ -57,11 +58,10 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         .filter(|o| !sink::is_stdout(o))
         .collect();
     files::check_outputs(&files, &inputs)?;
-    let quiet = args.runtime.quiet;
-    let model = args.model.files(quiet)?;
-    let dac = args.runtime.dac_path()?;
-    let mut read = model.paths()?;
-    read.extend(files::files_at(&dac));
+    let options = dia_burn::cli::load_options(&args.model, &args.runtime);
+    let found = options.files()?;
+    let mut read = found.model.paths()?;
+    read.extend(files::files_at(&found.codec));
     let read: Vec<&Path> = read.iter().map(PathBuf::as_path).collect();
     for out in &files {
         files::ensure_not_input(out, &read)?;
@@ -69,35 +69,39 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let speak = Speak {
         args,
         jobs,
-        model,
-        dac,
+        options,
+        files: found,
     };
-    dispatch(args.runtime.backend, args.runtime.dtype, speak)
+    backends::run(args.runtime.backend, args.runtime.dtype, speak)?
 }
 
 struct Speak<'a> {
     args: &'a GenerateArgs,
     jobs: Vec<Job>,
-    model: CheckpointFiles,
-    dac: PathBuf,
+    options: LoadOptions,
+    files: DiaFiles,
 }
 
-impl Command for Speak<'_> {
+impl OnDevice for Speak<'_> {
+    type Output = Result<()>;
+
     fn run<B: DiaBackend>(self, device: B::Device, dtype: DType) -> Result<()> {
         let args = self.args;
         let started = Instant::now();
-        let (model, dac) = load::<B>(&args.model, &self.model, &self.dac, &device, dtype)?;
-        let config = generation_config(args, &model);
+        let options = self.options.model_options(dtype);
+        let dia = Dia::<B>::load_files(&self.files, options, &device)?;
+        let (model, dac) = (dia.model(), dia.codec());
+        let config = generation_config(args, &dia);
         // Every job's prompt is read and checked before the first job runs.
         let prompts = self
             .jobs
             .iter()
             .map(|job| {
-                prompt_codes(job, &model, &dac, &config)
+                prompt_codes(job, model, dac, &config)
                     .with_context(|| format!("{}: unusable audio prompt", job.origin))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut run = Run::new(&model, &dac, args)?;
+        let mut run = Run::new(model, dac, args)?;
         for (job, prompt) in self.jobs.iter().zip(prompts) {
             run.submit(job, prompt, &config)?;
         }
@@ -114,11 +118,9 @@ impl Command for Speak<'_> {
 }
 
 /// The generation parameters of the command line (`--max-tokens` defaults to the model's limit).
-fn generation_config<B: DiaBackend>(args: &GenerateArgs, model: &DiaModel<B>) -> GenerationConfig {
+fn generation_config<B: DiaBackend>(args: &GenerateArgs, dia: &Dia<B>) -> GenerationConfig {
     GenerationConfig {
-        max_tokens: args
-            .max_tokens
-            .unwrap_or(model.config.decoder.max_position_embeddings),
+        max_tokens: args.max_tokens.unwrap_or(dia.default_config().max_tokens),
         cfg_scale: args.cfg_scale,
         temperature: args.temperature,
         top_p: args.top_p,
@@ -273,7 +275,7 @@ impl<B: DiaBackend> Writer<'_, '_, B> {
         } else {
             let codes = self.dac.frames_to_codes(codes)?;
             let audio = self.dac.decode_chunked(codes, DECODE_WINDOW_FRAMES)?;
-            dia_dac::audio_to_vec(audio)?
+            dia_burn::dia_dac::audio_to_vec(audio)?
         };
         let rate = self.dac.config().sample_rate;
         sink::write_all(&job.output, &samples, rate, self.args.wav_format)?;
@@ -305,7 +307,7 @@ fn warn_if_empty(job: &Job, codes: &[Vec<u32>]) -> bool {
 /// Writes the job's codes JSON if it asked for one.
 fn write_codes(job: &Job, codes: &[Vec<u32>]) -> Result<()> {
     match &job.codes_out {
-        Some(path) => codes::write_codes(path, codes),
+        Some(path) => Ok(codes::write_codes(path, codes)?),
         None => Ok(()),
     }
 }
@@ -318,25 +320,17 @@ fn prompt_codes<B: DiaBackend>(
     dac: &Dac<B>,
     config: &GenerationConfig,
 ) -> Result<Option<Vec<Vec<u32>>>> {
-    let codes = if let Some(path) = &job.audio_prompt_codes {
-        let channels = model.config.decoder.num_channels;
-        codes::read_codes(path, channels, dac.config().codebook_size)?
-    } else if let Some(path) = &job.audio_prompt {
-        // The prompt and the delay after it must leave a frame to generate.
-        let frames = config
-            .max_tokens
-            .saturating_sub(model.config.max_delay() + 2);
-        let max_seconds = frames as f64 / dac.config().frame_rate();
-        let samples = audio::read_mono(path, dac.config().sample_rate, Some(max_seconds))?;
-        dac.encode_samples(&samples)
-            .with_context(|| format!("cannot encode the audio prompt {}", path.display()))?
-    } else {
-        return Ok(None);
+    let source = match (&job.audio_prompt_codes, &job.audio_prompt) {
+        (Some(path), _) => VoiceSource::Codes(path),
+        (None, Some(path)) => VoiceSource::Audio(path),
+        (None, None) => return Ok(None),
     };
+    let transcript = job.prompt_transcript.as_deref().unwrap_or_default();
+    let voice = load_voice(model, dac, source, transcript, config.max_tokens)?;
     let request = GenerationRequest {
         text: job.model_text(),
-        audio_prompt: Some(codes),
+        audio_prompt: Some(voice.codes),
     };
-    dia_model::check_request(model, &request, config)?;
+    check_request(model, &request, config)?;
     Ok(request.audio_prompt)
 }

@@ -872,7 +872,7 @@ fn wav_prompts_at_any_rate_and_channel_count_equal_their_encoded_codes() {
 
 #[test]
 fn compressed_prompts_at_any_rate_and_channel_count_equal_their_encoded_codes() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
     for ext in ["mp3", "flac", "ogg"] {
         for rate in [16000, 22050, 48000] {
             for channels in [1, 2] {

@@ -1,63 +1,40 @@
 //! Dia (Nari Labs' text-to-dialogue model) in Burn, generic over the backend.
 //!
-//! Load a checkpoint with [`DiaModel::load`], then generate DAC codes with [`generate`] (or
-//! step by step with [`Decoding`], requests joining and leaving a running batch with
-//! [`ContinuousBatch`], or a script of any length in passes with
-//! [`generate_long`]); `dia-dac` turns the codes into audio. Backends plug in through
-//! [`DiaBackend`]; [`BackendKind`] picks one at run time by name.
+//! Load a checkpoint with [`DiaModel::load`] and generate DAC codes: [`generate`] is the
+//! reference's static batch, code for code (its items share prompt padding, as the reference's
+//! do); [`ContinuousBatch`] runs requests that join and leave a running batch, each decoding
+//! exactly as it would alone; [`Decoding`] is one static batch step by step. Scripts longer
+//! than one pass live in [`longform`]. Most applications want the `dia-burn` crate's `Dia`
+//! instead: model and codec together, text in, audio out.
+//!
+//! Backends plug in through [`DiaBackend`] ([`backend`]); [`BackendKind`] picks one at run
+//! time by name. The layers, checkpoint tables and tokenizer are public in their modules.
 //!
 //! Cargo features: `flex` (default, the fast CPU backend), `ndarray`, `wgpu`, `cuda`. A
 //! GPU-only application can turn the default off (`default-features = false, features =
 //! ["cuda"]`) and compile no CPU backend.
 
-mod attention;
 pub mod backend;
-mod cache;
-mod checkpoint;
-mod config;
-mod decoder;
-mod dense;
-mod encoder;
+pub mod checkpoint;
+pub mod config;
 mod error;
-mod generation;
-mod longform;
-mod mlp;
-mod model;
-mod norm;
-mod options;
-mod rope;
-mod runtime;
-mod tokenizer;
+pub mod generation;
+pub mod layers;
+pub mod longform;
+pub mod model;
+pub mod runtime;
+mod shape;
+mod token_rule;
+pub mod tokenizer;
 
-pub use attention::{
-    AttnMask, CrossAttention, CrossGroup, HeadShape, QkvProjection, SelfAttention, SelfGroup,
-};
 pub use backend::DiaBackend;
-pub use cache::{CrossKv, DecoderState, KvCache};
 pub use checkpoint::CheckpointFiles;
-pub use checkpoint::names::{
-    Attn, CheckpointFormat, ModelParam, NormAt, ParamSpec, Proj, Stack, StoredTensor, Transform,
-};
-pub use config::{DecoderConfig, DiaConfig, EncoderConfig, ModelVersion};
-pub use decoder::{DecodeGroup, Decoder, DecoderLayer};
-pub use dense::{Dense, Int8Weight, TILE, TILE_SPAN, TILE_STREAMS, Tiles, tile_offset};
-pub use encoder::{Encoder, EncoderLayer};
+pub use config::{DiaConfig, ModelOptions, WeightStorage};
 pub use error::{DiaError, Result};
 pub use generation::{
-    ContinuousBatch, DEFAULT_READ_BACK, DecodeStep, Decoding, DelayedTokens, EndReason,
-    GeneratedCodes, GenerationConfig, GenerationRequest, HOST_READ_SPAN, ItemId, ItemStep, Sampler,
-    SamplerParams, SamplingSite, SpecialIds, StepEvent, TokenChooser, check_request, generate,
+    ContinuousBatch, Decoding, EndReason, GeneratedCodes, GenerationConfig, GenerationRequest,
+    SamplingSite, generate,
 };
-pub use longform::{
-    CJK_CHARS_PER_SECOND, LETTERS_PER_SECOND, LongFormEvent, LongFormOptions, LongFormOutput,
-    LongFormRequest, NON_VERBAL_SECONDS, Pass, PassOutput, PassRequest, PlanOptions, ScriptRun,
-    Segment, VoiceMemory, VoicePrompt, estimate_seconds, generate_long, pass_seed, plan, render,
-    text_tokens, turns,
-};
-pub use mlp::Mlp;
-pub use model::{DiaModel, TextBatch};
-pub use norm::RmsNorm;
-pub use options::{ModelOptions, WeightStorage, parse_dtype};
-pub use rope::{RopeAngles, RotaryEmbedding};
-pub use runtime::{BackendKind, OnBackend, dtype_name, ensure_dtype};
-pub use tokenizer::{EncodedText, TEXT_PAD_ID, encode_text};
+pub use longform::{LongFormOptions, LongFormOutput, LongFormRequest, VoicePrompt};
+pub use model::DiaModel;
+pub use runtime::{BackendKind, OnBackend};

@@ -5,10 +5,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use crate::backend::DiaBackend;
-use crate::cache::DecoderState;
 use crate::config::DiaConfig;
-use crate::decoder::{DecodeGroup, Decoder};
-use crate::encoder::Encoder;
+use crate::layers::DecoderState;
+use crate::layers::Encoder;
+use crate::layers::{DecodeGroup, Decoder};
 use crate::tokenizer::TEXT_PAD_ID;
 
 /// Dia: encoder-decoder transformer from text bytes to nine-channel DAC codes.

@@ -5,7 +5,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::fixture;
-use dia_model::{CheckpointFormat, DiaConfig, ModelParam};
+use dia_model::DiaConfig;
+use dia_model::checkpoint::names::{CheckpointFormat, ModelParam};
 
 fn manifest() -> serde_json::Value {
     let text = std::fs::read_to_string(fixture("manifests/dia-1.6b-keys.json")).unwrap();

@@ -15,9 +15,10 @@ use common::greedy::{case_inputs, check_greedy_cases, golden_cases};
 use common::layers::{Diffs, INT8_BOUND, assert_within, layer_diffs};
 use common::sites::{check_device_sampling_is_seeded, check_device_stops_like_host};
 use dia_model::SamplingSite::{Auto, Host};
-use dia_model::{
-    DEFAULT_READ_BACK, DiaModel, ModelOptions, TextBatch, WeightStorage, encode_text, generate,
-};
+use dia_model::generation::DEFAULT_READ_BACK;
+use dia_model::model::TextBatch;
+use dia_model::tokenizer::encode_text;
+use dia_model::{DiaModel, ModelOptions, WeightStorage, generate};
 
 /// `burn::backend::Wgpu`: the CubeCL wgpu runtime behind Burn's kernel fusion, as dia-infer runs.
 type Wgpu = burn::backend::Wgpu<f32>;

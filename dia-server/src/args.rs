@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use dia_infer::runtime::{ModelArgs, RuntimeArgs};
+use dia_burn::cli::{ModelArgs, RuntimeArgs};
 
 /// An OpenAI-compatible speech server (`POST /v1/audio/speech`) for Dia: every request joins
 /// one continuous batch, audio streams as it is generated.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use dia_burn::dia_dac::Dac;
+use dia_burn::dia_model::{DiaBackend, DiaModel, LongFormOptions};
 use dia_burn::{JobId, SpeechEvent, SpeechScheduler};
-use dia_dac::Dac;
-use dia_model::{DiaBackend, DiaModel, LongFormOptions};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::Outcome;

@@ -2,15 +2,15 @@
 //! codec and voices load on the decode thread, which then serves until a signal; in-flight
 //! requests get `--shutdown-grace` seconds to finish before they are cut.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
-use dia_infer::backend::{Command, dispatch};
-use dia_model::{CheckpointFiles, DiaBackend};
+use dia_burn::backends::{OnDevice, run as run_on};
+use dia_burn::dia_model::DiaBackend;
+use dia_burn::{Dia, DiaFiles, LoadOptions};
 
 use crate::args::ServeArgs;
 use crate::engine::Engine;
@@ -26,8 +26,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     {
         bail!("--voices {} is not a directory", dir.display());
     }
-    let files = args.model.files(args.runtime.quiet)?;
-    let dac = args.runtime.dac_path()?;
+    let options = dia_burn::cli::load_options(&args.model, &args.runtime);
+    let files = options.files()?;
     let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     listener.set_nonblocking(true)?;
@@ -48,8 +48,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     println!("dia-server listening on http://{address}");
     let decode = Decode {
         args: &args,
+        options,
         files,
-        dac,
         receiver,
         shared: shared.clone(),
     };
@@ -119,8 +119,8 @@ async fn signal() {
 /// The decode thread's work: load, then serve.
 struct Decode<'a> {
     args: &'a ServeArgs,
-    files: CheckpointFiles,
-    dac: PathBuf,
+    options: LoadOptions,
+    files: DiaFiles,
     receiver: Receiver<Submission>,
     shared: Arc<Shared>,
 }
@@ -128,21 +128,24 @@ struct Decode<'a> {
 impl Decode<'_> {
     fn run_on_backend(self) -> Result<()> {
         let runtime = &self.args.runtime;
-        dispatch(runtime.backend, runtime.dtype, self)
+        run_on(runtime.backend, runtime.dtype, self)?
     }
 }
 
-impl Command for Decode<'_> {
+impl OnDevice for Decode<'_> {
+    type Output = Result<()>;
+
     fn run<B: DiaBackend>(self, device: B::Device, dtype: DType) -> Result<()> {
         let args = self.args;
-        let (model, dac) =
-            dia_infer::runtime::load::<B>(&args.model, &self.files, &self.dac, &device, dtype)?;
+        let options = self.options.model_options(dtype);
+        let dia = Dia::<B>::load_files(&self.files, options, &device)?;
+        let (model, dac) = (dia.model(), dia.codec());
         let voices = match &args.voices {
-            Some(dir) => Voices::load(dir, &model, &dac)?,
+            Some(dir) => Voices::load(dir, &dia)?,
             None => Voices::default(),
         };
         let timeout = Duration::from_secs_f64(args.request_timeout);
-        let engine = Engine::new(&model, &dac, args.max_batch, timeout, self.shared.clone())?;
+        let engine = Engine::new(model, dac, args.max_batch, timeout, self.shared.clone())?;
         let ready = Ready {
             voices,
             max_tokens: model.config.decoder.max_position_embeddings,

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
 use dia_burn::SpeechJob;
-use dia_model::{GenerationConfig, LongFormRequest};
+use dia_burn::dia_model::{GenerationConfig, LongFormRequest};
 use futures_util::stream::{self, Stream};
 use tokio::sync::{mpsc, oneshot};
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use dia_dac::Dac;
-use dia_model::{DiaBackend, DiaModel, GenerationConfig, GenerationRequest, VoicePrompt};
+use dia_burn::Dia;
+use dia_burn::dia_model::{DiaBackend, VoicePrompt};
 
 use crate::error::ApiError;
 
@@ -31,8 +31,9 @@ pub struct Voices {
 }
 
 impl Voices {
-    /// Every voice in `dir`, encoded with `dac` and checked to fit `model` with room to speak.
-    pub fn load<B: DiaBackend>(dir: &Path, model: &DiaModel<B>, dac: &Dac<B>) -> Result<Self> {
+    /// Every voice in `dir`, encoded by `dia`'s codec and checked to leave its model room to
+    /// speak.
+    pub fn load<B: DiaBackend>(dir: &Path, dia: &Dia<B>) -> Result<Self> {
         let entries = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read voices {}", dir.display()))?;
         let mut prompts = BTreeMap::new();
@@ -44,7 +45,7 @@ impl Voices {
             if prompts.contains_key(&name) {
                 bail!("voice {name:?} is given twice in {}", dir.display());
             }
-            let prompt = load_voice(&path, &name, model, dac)
+            let prompt = load_voice(&path, &name, dia)
                 .with_context(|| format!("voice {name:?} ({})", path.display()))?;
             tracing::info!(voice = %name, frames = prompt.codes.len(), "voice loaded");
             prompts.insert(name, prompt);
@@ -97,40 +98,12 @@ fn voice_name(path: &Path) -> Option<String> {
 }
 
 /// A voice's prompt: its codes (encoded, or read) and the transcript beside them.
-fn load_voice<B: DiaBackend>(
-    path: &Path,
-    name: &str,
-    model: &DiaModel<B>,
-    dac: &Dac<B>,
-) -> Result<VoicePrompt> {
+fn load_voice<B: DiaBackend>(path: &Path, name: &str, dia: &Dia<B>) -> Result<VoicePrompt> {
     let transcript_path = path.with_file_name(format!("{name}.txt"));
     let transcript = std::fs::read_to_string(&transcript_path)
         .with_context(|| format!("cannot read its transcript {}", transcript_path.display()))?;
-    let transcript = transcript.trim().to_string();
-    if transcript.is_empty() {
+    if transcript.trim().is_empty() {
         bail!("its transcript {} is empty", transcript_path.display());
     }
-    let config = GenerationConfig {
-        max_tokens: model.config.decoder.max_position_embeddings,
-        ..GenerationConfig::default()
-    };
-    let codes = if path.to_string_lossy().ends_with(CODES) {
-        let channels = model.config.decoder.num_channels;
-        dia_infer::codes::read_codes(path, channels, dac.config().codebook_size)?
-    } else {
-        let frames = config
-            .max_tokens
-            .saturating_sub(model.config.max_delay() + 2);
-        let max_seconds = frames as f64 / dac.config().frame_rate();
-        let samples =
-            dia_infer::audio::read_mono(path, dac.config().sample_rate, Some(max_seconds))?;
-        dac.encode_samples(&samples)?
-    };
-    let request = GenerationRequest {
-        text: format!("{transcript}\n[S1] ."),
-        audio_prompt: Some(codes),
-    };
-    dia_model::check_request(model, &request, &config)?;
-    let codes = request.audio_prompt.expect("set above");
-    Ok(VoicePrompt { transcript, codes })
+    Ok(dia.voice_from_file(path, &transcript)?)
 }

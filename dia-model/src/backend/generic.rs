@@ -3,11 +3,11 @@
 
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Tensor};
 
+use crate::backend::Dense;
 use crate::backend::DiaBackend;
-use crate::dense::Dense;
+use crate::shape::split_heads;
 
 /// `x` · `weight` with Burn's matmul: a float weight cast to `x`'s dtype if stored in another,
 /// an int8 weight dequantized and the product's columns scaled.
@@ -23,7 +23,9 @@ pub fn project<B: Backend>(x: Tensor<B, 2>, weight: &Dense<B>) -> Tensor<B, 2> {
             let y = x.matmul(q.values.val().float().cast(dtype));
             scale_columns(y, q.scale.val())
         }
-        Dense::Tiled(_) => project(x, &weight.clone().untiled()),
+        // Only Flex tiles weights, and its hooks read its tiles themselves.
+        #[cfg(feature = "flex")]
+        Dense::Tiled(_) => panic!("generic::project takes weights in [in, out], not Flex's tiles"),
     }
 }
 
@@ -70,25 +72,6 @@ pub fn project_heads_split<B: DiaBackend>(
         .into_iter()
         .zip(heads)
         .map(|(part, &n)| split_heads(part, n))
-        .collect()
-}
-
-/// `[batch, seq, heads·d]` → `[batch, heads, seq, d]`.
-pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
-    let [batch, seq, width] = x.dims();
-    x.reshape([batch, seq, heads, width / heads])
-        .swap_dims(1, 2)
-}
-
-/// `y` `[rows, Σ widths]` as views of consecutive column blocks.
-pub fn narrow_columns<B: Backend>(y: Tensor<B, 2>, widths: &[usize]) -> Vec<Tensor<B, 2>> {
-    let mut start = 0;
-    widths
-        .iter()
-        .map(|&width| {
-            start += width;
-            y.clone().narrow(1, start - width, width)
-        })
         .collect()
 }
 
@@ -198,13 +181,4 @@ pub fn cache_write<B: Backend>(
 ) -> Tensor<B, 4> {
     let [rows, heads, len, dim] = value.dims();
     cache.slice_assign([0..rows, 0..heads, start..start + len, 0..dim], value)
-}
-
-/// Burn's attention options for Dia: scale 1.0, no softcap, masks given explicitly.
-pub fn unit_scale() -> AttentionModuleOptions {
-    AttentionModuleOptions {
-        scale: Some(1.0),
-        softcap: None,
-        is_causal: false,
-    }
 }

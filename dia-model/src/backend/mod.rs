@@ -7,25 +7,25 @@
 use burn::tensor::{Bool, Int, Tensor};
 use dia_dac::DacBackend;
 
-use crate::config::ModelVersion;
-use crate::dense::Dense;
-use crate::generation::SamplerParams;
-
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cubecl;
+mod dense;
 #[cfg(feature = "flex")]
-mod flex;
+pub mod flex;
 pub mod generic;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 
+pub use self::dense::{Dense, Int8Weight};
+use crate::shape::narrow_columns;
+pub use crate::token_rule::TokenRule;
 pub use dia_dac::backend::{custom_kernels, set_custom_kernels};
 
 /// A Burn backend the Dia model runs on, with the operations a backend may accelerate; it runs
 /// the codec Dia speaks through too ([`DacBackend`], the codec's hooks).
 pub trait DiaBackend: DacBackend {
     /// A weight laid out as this backend's [`DiaBackend::project`] reads it best, once, at load
-    /// (Flex: column tiles, [`crate::dense::Tiles`]); as it is by default.
+    /// (Flex: column tiles, `flex::Tiles`); as it is by default.
     fn arrange(weight: Dense<Self>) -> Dense<Self> {
         weight
     }
@@ -44,7 +44,7 @@ pub trait DiaBackend: DacBackend {
         weight: &Dense<Self>,
         widths: &[usize],
     ) -> Vec<Tensor<Self, 2>> {
-        generic::narrow_columns(Self::project(x, weight), widths)
+        narrow_columns(Self::project(x, weight), widths)
     }
 
     /// `x` `[b, s, in]` · `weight`, its columns split into parts of `heads[i]` heads of
@@ -126,7 +126,7 @@ pub trait DiaBackend: DacBackend {
     /// Each item's next codes `[items, 1, channels, 1]` from its f32 logits `[2 · items, 1,
     /// channels, vocab]` (row `2i` unconditional, `2i + 1` conditional) by `rule`, drawing with
     /// `draws` `[items, 1, channels, 1]` (uniforms in `[0, 1)`) when sampling: a device step's
-    /// choice of tokens ([`crate::SamplingSite::Device`]). `None` where the backend has no
+    /// choice of tokens ([`crate::generation::SamplingSite::Device`]). `None` where the backend has no
     /// kernel for it: the decoding loop's tensor ops choose then.
     fn choose_tokens(
         logits: Tensor<Self, 4>,
@@ -137,19 +137,9 @@ pub trait DiaBackend: DacBackend {
         None
     }
 
-    /// Whether [`crate::SamplingSite::Auto`] chooses tokens on the device: where a host round
+    /// Whether [`crate::generation::SamplingSite::Auto`] chooses tokens on the device: where a host round
     /// trip per step costs more than the sampler's kernels (the GPU backends).
     fn samples_on_device() -> bool {
         false
     }
-}
-
-/// What [`DiaBackend::choose_tokens`] applies: the sampler's parameters, the model version's
-/// candidate rule (V0626: conditional logits inside the guided top-k; original: guided logits
-/// with EOS × 0.8) and the EOS id (ids above it are never chosen, EOS only on channel 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TokenRule {
-    pub params: SamplerParams,
-    pub version: ModelVersion,
-    pub eos: usize,
 }

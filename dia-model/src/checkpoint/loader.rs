@@ -11,18 +11,18 @@ use rand_chacha::ChaCha8Rng;
 
 use super::names::{Attn, CheckpointFormat, ModelParam, NormAt, Proj, Stack, Transform};
 use super::shards::Shards;
-use crate::attention::{CrossAttention, HeadShape, QkvProjection, SelfAttention};
+use crate::backend::Dense;
 use crate::backend::DiaBackend;
+use crate::config::ModelOptions;
 use crate::config::{DiaConfig, ModelVersion};
-use crate::decoder::{Decoder, DecoderLayer};
-use crate::dense::Dense;
-use crate::encoder::{Encoder, EncoderLayer};
 use crate::error::{DiaError, Result};
-use crate::mlp::Mlp;
+use crate::layers::Mlp;
+use crate::layers::RmsNorm;
+use crate::layers::RotaryEmbedding;
+use crate::layers::{CrossAttention, HeadShape, QkvProjection, SelfAttention};
+use crate::layers::{Decoder, DecoderLayer};
+use crate::layers::{Encoder, EncoderLayer};
 use crate::model::DiaModel;
-use crate::norm::RmsNorm;
-use crate::options::ModelOptions;
-use crate::rope::RotaryEmbedding;
 
 /// Where parameter values come from.
 pub(crate) enum Source<'a> {

@@ -2,7 +2,7 @@
 //! each parameter in either format, and building the model from them.
 
 mod loader;
-pub(crate) mod names;
+pub mod names;
 mod shards;
 
 use std::collections::HashSet;
@@ -13,9 +13,9 @@ use self::names::CheckpointFormat;
 use self::shards::Shards;
 use crate::backend::DiaBackend;
 use crate::config::DiaConfig;
+use crate::config::ModelOptions;
 use crate::error::{DiaError, Result};
 use crate::model::DiaModel;
-use crate::options::ModelOptions;
 
 /// The files of a local checkpoint: its `config.json` and its weights (one safetensors file
 /// or a sharded `model.safetensors.index.json`).

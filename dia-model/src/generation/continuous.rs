@@ -16,9 +16,9 @@ use super::device::read_back;
 use super::validate;
 use super::{DecodeStep, GeneratedCodes, GenerationConfig, GenerationRequest, SamplingSite};
 use crate::backend::DiaBackend;
-use crate::cache::KvCache;
-use crate::decoder::DecodeGroup;
 use crate::error::{DiaError, Result};
+use crate::layers::DecodeGroup;
+use crate::layers::KvCache;
 use crate::model::DiaModel;
 
 /// An item of a [`ContinuousBatch`], unique for the batch's lifetime.

@@ -15,9 +15,9 @@ use super::device::{DeviceLoop, StepRow};
 use super::sampling::{Sampler, SamplerParams, SpecialIds};
 use super::{EndReason, GeneratedCodes, GenerationConfig, GenerationRequest, validate};
 use crate::backend::DiaBackend;
-use crate::cache::{DecoderState, KvCache};
-use crate::decoder::DecodeGroup;
 use crate::error::{DiaError, Result};
+use crate::layers::DecodeGroup;
+use crate::layers::{DecoderState, KvCache};
 use crate::model::{DiaModel, TextBatch};
 use crate::tokenizer::encode_text;
 

@@ -5,17 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::ModelVersion;
-
-/// Sampling parameters of one generation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SamplerParams {
-    pub cfg_scale: f32,
-    /// 0 is greedy (argmax), as in the reference.
-    pub temperature: f32,
-    pub top_p: f32,
-    /// Size of the candidate set picked from the guided logits (`cfg_filter_top_k`).
-    pub top_k: usize,
-}
+pub use crate::token_rule::SamplerParams;
 
 /// Token ids the sampler treats specially.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,13 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use burn::tensor::{Int, Tensor, TensorData};
+use dia_model::generation::ItemId;
+use dia_model::layers::DecodeGroup;
+use dia_model::model::TextBatch;
+use dia_model::tokenizer::encode_text;
 use dia_model::{
-    ContinuousBatch, DecodeGroup, DiaBackend, DiaModel, GeneratedCodes, GenerationConfig,
-    GenerationRequest, ItemId, ModelOptions, TextBatch, encode_text, generate,
+    ContinuousBatch, DiaBackend, DiaModel, GeneratedCodes, GenerationConfig, GenerationRequest,
+    ModelOptions, generate,
 };
 
 use super::{fixture, max_abs_diff, values};

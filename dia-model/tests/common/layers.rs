@@ -1,6 +1,7 @@
 //! Layer-level outputs of a fixture model against the reference's golden tensors.
 
-use dia_model::{DiaBackend, DiaModel, ModelOptions, TextBatch};
+use dia_model::model::TextBatch;
+use dia_model::{DiaBackend, DiaModel, ModelOptions};
 
 use super::{Golden, fixture, golden_json, int_tensor, max_abs_diff, values};
 

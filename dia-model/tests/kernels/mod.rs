@@ -7,8 +7,11 @@
 use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Distribution, Int, Tensor, TensorData};
+use dia_model::backend::Dense;
 use dia_model::backend::{DiaBackend, generic};
-use dia_model::{Dense, DiaConfig, ModelVersion, SamplerParams, TokenChooser, WeightStorage};
+use dia_model::config::ModelVersion;
+use dia_model::generation::{SamplerParams, TokenChooser};
+use dia_model::{DiaConfig, WeightStorage};
 
 /// Burn's wgpu backend without kernel fusion: the kernels launched directly.
 type Unfused = CubeBackend<WgpuRuntime, f32, i32, u32>;

@@ -93,5 +93,5 @@ pub trait AudioEncoder: Send {
 
 /// Samples as 16-bit PCM, as `dia-infer` writes them.
 fn to_i16(samples: &[f32]) -> impl Iterator<Item = i16> + '_ {
-    samples.iter().map(|&s| dia_infer::audio::to_i16(s))
+    samples.iter().map(|&s| dia_burn::audio::to_i16(s))
 }

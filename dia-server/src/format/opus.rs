@@ -1,24 +1,25 @@
 //! Opus in an Ogg container (RFC 7845), as OpenAI's `opus` is: the codec's audio resampled to
-//! 48 kHz, 20 ms packets from libopus (built from source), one Ogg page per push.
+//! 48 kHz, 20 ms packets from `opus-pure` (a pure-Rust port of libopus: no C or cmake to build),
+//! one Ogg page per push.
 
-use dia_infer::audio::StreamResampler;
+use dia_burn::audio::StreamResampler;
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
-use opus::{Application, Bitrate, Channels, Encoder};
+use opus_pure::{Application, MAX_PACKET_BYTES, OpusEncoder};
 
 use super::{AudioEncoder, EncodeError};
 
 /// Opus runs at 48 kHz here; a packet is 20 ms.
 const OPUS_RATE: u32 = 48_000;
 const PACKET: usize = 960;
-/// The largest packet libopus can produce.
-const MAX_PACKET: usize = 4000;
+/// The bit rate asked of the encoder, in bit/s.
+const BITRATE: i32 = 64_000;
 /// The Ogg stream's serial number (one stream per response).
 const SERIAL: u32 = 0x6469_6121;
 
 /// Streaming Ogg Opus.
 pub struct OggOpusEncoder {
     resampler: Option<StreamResampler>,
-    opus: Encoder,
+    opus: OpusEncoder,
     ogg: PacketWriter<'static, Vec<u8>>,
     /// Encoder delay at 48 kHz (OpusHead's pre-skip).
     pre_skip: usize,
@@ -42,14 +43,13 @@ impl OggOpusEncoder {
             OPUS_RATE => None,
             _ => Some(StreamResampler::new(rate, OPUS_RATE).map_err(error)?),
         };
-        let mut opus =
-            Encoder::new(OPUS_RATE, Channels::Mono, Application::Audio).map_err(error)?;
-        opus.set_bitrate(Bitrate::Bits(64_000)).map_err(error)?;
-        let pre_skip = opus.get_lookahead().map_err(error)?.clamp(0, 3840) as usize;
+        let mut opus = OpusEncoder::new(OPUS_RATE as i32, 1, Application::Audio).map_err(error)?;
+        opus.bitrate_bps = BITRATE;
+        let pre_skip = opus.lookahead();
         let mut ogg = PacketWriter::new(Vec::new());
         let end_page = PacketWriteEndInfo::EndPage;
-        ogg.write_packet(head(rate, pre_skip as u16), SERIAL, end_page, 0)
-            .map_err(error)?;
+        let head = head(rate, u16::try_from(pre_skip).map_err(error)?);
+        ogg.write_packet(head, SERIAL, end_page, 0).map_err(error)?;
         ogg.write_packet(tags(), SERIAL, end_page, 0)
             .map_err(error)?;
         Ok(Self {
@@ -79,10 +79,12 @@ impl OggOpusEncoder {
     /// Encodes the pending samples, zero-padded to a packet.
     fn packet(&mut self) -> Result<Vec<u8>, EncodeError> {
         self.pending.resize(PACKET, 0.0);
-        let packet = self
+        let mut packet = vec![0; MAX_PACKET_BYTES];
+        let len = self
             .opus
-            .encode_vec_float(&self.pending, MAX_PACKET)
+            .encode(&self.pending, PACKET, &mut packet)
             .map_err(error)?;
+        packet.truncate(len);
         self.pending.clear();
         Ok(packet)
     }

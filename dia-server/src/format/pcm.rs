@@ -1,6 +1,6 @@
 //! Raw PCM as OpenAI defines it: 16-bit signed little-endian, mono, 24 kHz (resampled).
 
-use dia_infer::audio::StreamResampler;
+use dia_burn::audio::StreamResampler;
 
 use super::{AudioEncoder, EncodeError, to_i16};
 

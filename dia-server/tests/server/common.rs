@@ -175,13 +175,13 @@ pub fn wav_samples(bytes: &[u8], rate: u32) -> Vec<i16> {
 
 /// The golden codes of case `case` decoded whole by the codec, as 16-bit samples.
 pub fn golden_samples(case: usize) -> Vec<i16> {
-    use dia_dac::Dac;
+    use dia_burn::dia_dac::Dac;
     type B = burn_flex::Flex;
     let codes: Vec<Vec<u32>> =
         serde_json::from_value(golden()["cases"][case]["codes"][0].clone()).unwrap();
     let dac = Dac::<B>::load(assets("dac-tiny/weights.safetensors"), &Default::default()).unwrap();
     let audio = dac.decode(dac.frames_to_codes(&codes).unwrap()).unwrap();
-    dia_dac::audio_to_vec(audio)
+    dia_burn::dia_dac::audio_to_vec(audio)
         .unwrap()
         .into_iter()
         .map(|s| (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16)

@@ -12,8 +12,8 @@ use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
 use super::{chooses_on_kernel, project};
+use crate::backend::{Dense, Int8Weight};
 use crate::backend::{DiaBackend, TokenRule, custom_kernels, generic};
-use crate::dense::{Dense, Int8Weight};
 
 impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
     fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {
@@ -27,7 +27,7 @@ impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
                 let values = q.values.val().into_primitive();
                 (vec![float(x), values, float(q.scale.val())], true)
             }
-            Dense::Float(_) | Dense::Tiled(_) => return generic::project(x, weight),
+            _ => return generic::project(x, weight),
         };
         let [out] = register::<B, 1>(Hook::Project { int8 }, inputs, [out]);
         from_float(out)

@@ -24,8 +24,8 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
+use crate::backend::Dense;
 use crate::backend::{DiaBackend, TokenRule, custom_kernels, generic};
-use crate::dense::Dense;
 
 /// `CubeBackend<WgpuRuntime | CudaRuntime, ..>`: the unfused backends (`Wgpu`, `Cuda` without
 /// Burn's `fusion`) and what `Fusion` wraps.
@@ -62,7 +62,7 @@ where
                     return generic::scale_columns(x.matmul(from_float(w)), scale);
                 }
             }
-            Dense::Float(_) | Dense::Tiled(_) => {}
+            _ => {}
         }
         generic::project(x, weight)
     }

@@ -1,6 +1,6 @@
 //! `[rows, k] · [k, n]` for a handful of rows, as in a decode step: memory-bound, so the kernel
 //! streams the weight once, in long contiguous runs, for all rows at a time, and splits the
-//! weight rows over threads. The weight is in column tiles ([`crate::dense::Tiles`], made at
+//! weight rows over threads. The weight is in column tiles ([`super::layout::Tiles`], made at
 //! load), so a tile's sums stay in registers over a whole stretch of weight rows while its
 //! streams run on through the next tiles. Weights in f32, f16, bf16 or int8; accumulation in f32.
 
@@ -8,8 +8,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::layout::{TILE, TILE_SPAN, TILE_STREAMS as STREAMS, tile_offset};
 use super::simd::Widen;
-use crate::dense::{TILE, TILE_SPAN, TILE_STREAMS as STREAMS, tile_offset};
 
 /// Row count up to which this kernel is used: a decode step has two rows per item, so up to
 /// eight items of a continuous batch, each row summed exactly as when it is alone.
@@ -403,7 +403,7 @@ mod tests {
 
     use super::*;
 
-    /// `w` `[k, n]` in column tiles ([`crate::dense::Tiles`]).
+    /// `w` `[k, n]` in column tiles ([`super::layout::Tiles`]).
     fn tiled<W: Copy + Default>(w: &[W], k: usize, n: usize) -> Vec<W> {
         let mut tiles = vec![W::default(); n.div_ceil(TILE) * k * TILE];
         for (i, row) in w.chunks_exact(n).enumerate() {

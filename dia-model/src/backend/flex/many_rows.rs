@@ -9,10 +9,10 @@ use std::ops::Range;
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
+use super::layout::{TILE, tile_offset};
 use super::simd::Widen;
-use crate::dense::{TILE, tile_offset};
 
-/// A weight `[k, n]`: `values` row-major, or in column tiles ([`crate::dense::Tiles`]) when
+/// A weight `[k, n]`: `values` row-major, or in column tiles ([`super::layout::Tiles`]) when
 /// `tiled`; an int8 weight's columns are then multiplied by `scale`.
 #[derive(Clone, Copy)]
 pub struct Weight<'a, W> {

@@ -1,4 +1,4 @@
-//! Flex: weights are laid out in column tiles at load ([`crate::dense::Tiles`]) and few-row
+//! Flex: weights are laid out in column tiles at load ([`Tiles`]) and few-row
 //! projections go to the streaming kernel in [`gemv`], which reads each weight once for all rows
 //! at close to memory bandwidth, up to 16 rows; single-query attention reads the KV cache in
 //! place ([`attend_one`]); the cache is written in place. Everything else, and every hook on a
@@ -7,27 +7,29 @@
 mod attend_one;
 mod elementwise;
 mod gemv;
+mod layout;
 mod many_rows;
 mod rope;
 mod simd;
+mod stored;
 mod tensors;
-mod tiles;
 
 use burn::tensor::{Bool, DType, Tensor};
 use burn_flex::Flex;
 use half::{bf16, f16};
 
+pub use self::layout::{TILE, TILE_SPAN, TILE_STREAMS, Tiles, tile_offset};
+use self::stored::{Stored, Values};
 use self::tensors::{f32_values, flex_tensor, primitive, split_columns, write_rows};
-use self::tiles::{Stored, Values};
 use super::{DiaBackend, generic};
-use crate::dense::Dense;
+use crate::backend::Dense;
 
 impl DiaBackend for Flex {
-    /// Column tiles ([`crate::dense::Tiles`]) when the AVX2 kernels run: the few-row kernel
-    /// then reads each tile as contiguous streams into sums held in registers.
+    /// Column tiles ([`Tiles`]) when the AVX2 kernels run: the few-row kernel then reads each
+    /// tile as contiguous streams into sums held in registers.
     fn arrange(weight: Dense<Self>) -> Dense<Self> {
         match simd::available() {
-            true => weight.tiled(),
+            true => Tiles::tile(weight),
             false => weight,
         }
     }
@@ -68,7 +70,7 @@ impl DiaBackend for Flex {
                 .map(|y| split_columns(y, n, widths, dtype)),
             _ => None,
         };
-        parts.unwrap_or_else(|| generic::narrow_columns(y, widths))
+        parts.unwrap_or_else(|| crate::shape::narrow_columns(y, widths))
     }
 
     fn project_heads(
@@ -151,12 +153,15 @@ impl DiaBackend for Flex {
 }
 
 /// `x` · `weight` for many rows (the encoder, a prefill): [`many_rows`] for float activations
-/// with any stored weight, Burn's own matmul with the custom kernels off.
+/// with any stored weight; Burn's own matmul with the custom kernels off, except on column
+/// tiles, which only [`many_rows`] reads (weights tiled at load stay tiled when the kernels
+/// are switched off later: no copy back to `[in, out]` per call).
 fn many_row_product(x: Tensor<Flex, 2>, weight: &Dense<Flex>) -> Tensor<Flex, 2> {
     let [rows, _] = x.dims();
     let dtype = x.dtype();
     let float = matches!(dtype, DType::F32 | DType::F16 | DType::BF16);
-    let product = (super::custom_kernels() && float)
+    let tiled = matches!(weight, Dense::Tiled(_));
+    let product = ((super::custom_kernels() || tiled) && float)
         .then(|| product(&f32_values(x.clone()), rows, weight, Rows::Many))
         .flatten();
     match product {
@@ -244,9 +249,8 @@ mod tests {
     use burn::tensor::{Bool, DType, Distribution, Tensor, TensorData};
     use burn_flex::Flex;
 
-    use crate::WeightStorage;
-    use crate::backend::{DiaBackend, generic};
-    use crate::dense::Dense;
+    use crate::backend::{Dense, DiaBackend, generic};
+    use crate::config::WeightStorage;
 
     /// Few rows (the decode kernel) and many (the encoder's case) times a weight in every
     /// storage, tiled at load where the AVX2 kernels run, give what the generic path gives on

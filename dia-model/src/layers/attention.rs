@@ -1,16 +1,17 @@
 //! Attention with scale 1.0 and grouped KV heads: encoder/decoder self-attention (optionally
 //! with fused q/k/v) and decoder cross-attention.
 
+use crate::backend::Dense;
 use crate::backend::DiaBackend;
-use crate::backend::generic::{split_heads, unit_scale};
-use crate::dense::Dense;
+use crate::shape::split_heads;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
-use crate::cache::{CrossKv, KvCache};
-use crate::rope::RopeAngles;
+use crate::layers::RopeAngles;
+use crate::layers::{CrossKv, KvCache};
 
 /// Head counts and size of one attention block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,5 +294,14 @@ impl<B: DiaBackend> CrossAttention<B> {
             merge_heads(attend(q, kv.k.clone(), kv.v.clone(), group.mask))
         });
         self.o_proj.forward(out)
+    }
+}
+
+/// Burn's attention options for Dia: scale 1.0, no softcap, masks given explicitly.
+fn unit_scale() -> AttentionModuleOptions {
+    AttentionModuleOptions {
+        scale: Some(1.0),
+        softcap: None,
+        is_causal: false,
     }
 }

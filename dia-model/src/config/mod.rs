@@ -1,5 +1,9 @@
 //! Model configuration: parses the hub's flat 0626 schema and the original nested schema.
 
+mod options;
+
+pub use self::options::{ModelOptions, WeightStorage, parse_dtype};
+
 use std::path::Path;
 
 use serde::Deserialize;

@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Tensor};
 
 use crate::backend::DiaBackend;
-use crate::rope::RopeAngles;
+use crate::layers::RopeAngles;
 
 /// Self-attention keys and values `[rows, kv_heads, capacity, head_dim]`; step `t` writes slot
 /// `t` in place. The capacity starts small and doubles up to `max_len` as generation goes on, so

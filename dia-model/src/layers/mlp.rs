@@ -1,7 +1,7 @@
 //! Gated-SiLU feed-forward block with the gate and up projections fused in one matrix.
 
+use crate::backend::Dense;
 use crate::backend::DiaBackend;
-use crate::dense::Dense;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;

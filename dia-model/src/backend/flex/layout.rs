@@ -1,27 +1,13 @@
-//! Bias-free projection computed through the backend's [`DiaBackend::project`] hook, so each
-//! backend can use its fastest kernel for the shape at hand; weights stored as a float dtype or
-//! as int8 with one scale per output column ([`WeightStorage`]), in `[in, out]` or in the column
-//! tiles a backend's kernels read ([`Tiles`]).
+//! Flex's weight layout: column tiles ([`Tiles`]), made once at load ([`crate::backend::DiaBackend::arrange`]),
+//! which the few-row kernel ([`super::gemv`]) reads as long sequential streams and the many-row
+//! path ([`super::many_rows`]) gathers into blocks for gemm. [`tile_offset`] is the layout's one
+//! definition.
 
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::backend::Backend;
-use burn::tensor::{BasicOps, DType, Int, Tensor, TensorData};
+use burn::tensor::{BasicOps, Tensor, TensorData};
 
-use crate::backend::DiaBackend;
-use crate::options::WeightStorage;
-
-/// `y = x · weight`: the one representation of a projection's weight, which the backend hooks
-/// take as it is.
-#[derive(Module, Debug)]
-pub enum Dense<B: Backend> {
-    /// `[in, out]` in f32, f16 or bf16 (the hooks compute in the input's dtype).
-    Float(Param<Tensor<B, 2>>),
-    /// Int8 `[in, out]` with one f32 scale per output column.
-    Int8(Int8Weight<B>),
-    /// Either of the above in column tiles ([`Tiles`]), as a backend's kernels read it
-    /// ([`DiaBackend::arrange`]).
-    Tiled(Tiles<B>),
-}
+use crate::backend::{Dense, Int8Weight};
 
 /// Columns per tile of [`Tiles`].
 pub const TILE: usize = 32;
@@ -55,90 +41,26 @@ pub struct Tiles<B: Backend> {
     pub out: usize,
 }
 
-/// A weight-only int8 matrix: `weight[i, o] ≈ values[i, o] · scale[o]`.
-#[derive(Module, Debug)]
-pub struct Int8Weight<B: Backend> {
-    /// `[in, out]`, int8, symmetric (−127..=127).
-    pub values: Param<Tensor<B, 2, Int>>,
-    /// `[out]`, f32: each output column's largest magnitude over 127.
-    pub scale: Param<Tensor<B, 1>>,
-}
-
-impl<B: DiaBackend> Dense<B> {
-    /// Stores an `[in, out]` weight as `storage` says: cast to a float dtype, or quantized to
-    /// int8 with one scale per output column (symmetric; an all-zero column keeps scale 1);
-    /// then laid out as the backend's kernels read it ([`DiaBackend::arrange`]).
-    pub fn new(weight: Tensor<B, 2>, storage: WeightStorage) -> Self {
-        B::arrange(Self::plain(weight, storage))
-    }
-
-    /// [`Dense::new`] in `[in, out]`, whatever the backend's kernels read.
-    pub fn plain(weight: Tensor<B, 2>, storage: WeightStorage) -> Self {
-        let Some(dtype) = storage.float_dtype() else {
-            return Self::Int8(Int8Weight::quantize(weight));
-        };
-        let weight = if weight.dtype() == dtype {
-            weight
-        } else {
-            weight.cast(dtype)
-        };
-        Self::Float(Param::from_tensor(weight))
-    }
-
-    /// The column blocks `parts` side by side (the fused q/k/v); every part in the same format.
-    pub fn cat_columns(parts: Vec<Self>) -> Self {
-        let mut floats = Vec::new();
-        let (mut values, mut scales) = (Vec::new(), Vec::new());
-        for part in parts {
-            match part.untiled() {
-                Self::Float(w) => floats.push(w.into_value()),
-                Self::Int8(q) => {
-                    values.push(q.values.into_value());
-                    scales.push(q.scale.into_value());
-                }
-                Self::Tiled(_) => unreachable!("untiled"),
-            }
-        }
-        assert!(
-            floats.is_empty() || values.is_empty(),
-            "cannot join float and int8 weights"
-        );
-        if values.is_empty() {
-            return B::arrange(Self::Float(Param::from_tensor(Tensor::cat(floats, 1))));
-        }
-        B::arrange(Self::Int8(Int8Weight {
-            values: Param::initialized(ParamId::new(), cat_int8_columns(values)),
-            scale: Param::from_tensor(Tensor::cat(scales, 0)),
-        }))
-    }
-}
-
-impl<B: Backend> Dense<B> {
-    /// `[in, out]`.
+impl<B: Backend> Tiles<B> {
+    /// The weight's `[in, out]`.
     pub fn dims(&self) -> [usize; 2] {
-        match self {
-            Self::Float(w) => w.dims(),
-            Self::Int8(q) => q.values.dims(),
-            Self::Tiled(t) => {
-                let rows = match (&t.float, &t.int8) {
-                    (Some(w), _) => w.dims()[0],
-                    (None, Some(q)) => q.values.dims()[0],
-                    (None, None) => 0,
-                };
-                [rows / t.out.div_ceil(TILE).max(1), t.out]
-            }
-        }
+        let rows = match (&self.float, &self.int8) {
+            (Some(w), _) => w.dims()[0],
+            (None, Some(q)) => q.values.dims()[0],
+            (None, None) => 0,
+        };
+        [rows / self.out.div_ceil(TILE).max(1), self.out]
     }
 
-    /// The weight in column tiles ([`Tiles`]): a copy through the host, made once, at load.
-    pub fn tiled(self) -> Self {
-        let out = self.dims()[1];
-        let (float, int8) = match self {
-            Self::Float(w) => (
+    /// `weight` in column tiles: a copy through the host, made once, at load.
+    pub fn tile(weight: Dense<B>) -> Dense<B> {
+        let out = weight.dims()[1];
+        let (float, int8) = match weight {
+            Dense::Float(w) => (
                 Some(Param::from_tensor(retile(w.into_value(), tile_data))),
                 None,
             ),
-            Self::Int8(q) => {
+            Dense::Int8(q) => {
                 let values =
                     Param::initialized(ParamId::new(), retile(q.values.into_value(), tile_data));
                 (
@@ -149,22 +71,18 @@ impl<B: Backend> Dense<B> {
                     }),
                 )
             }
-            Self::Tiled(_) => return self,
+            Dense::Tiled(_) => return weight,
         };
-        Self::Tiled(Tiles { float, int8, out })
+        Dense::Tiled(Self { float, int8, out })
     }
 
-    /// The weight in `[in, out]` (a copy through the host when tiled): for the paths that read
-    /// that layout.
-    pub fn untiled(self) -> Self {
-        let Self::Tiled(tiles) = self else {
-            return self;
-        };
-        let out = tiles.out;
+    /// The weight back in `[in, out]` (a copy through the host).
+    pub fn untiled(self) -> Dense<B> {
+        let out = self.out;
         let untile = |data: TensorData| untile_data(data, out);
-        match (tiles.float, tiles.int8) {
-            (Some(w), _) => Self::Float(Param::from_tensor(retile(w.into_value(), untile))),
-            (None, Some(q)) => Self::Int8(Int8Weight {
+        match (self.float, self.int8) {
+            (Some(w), _) => Dense::Float(Param::from_tensor(retile(w.into_value(), untile))),
+            (None, Some(q)) => Dense::Int8(Int8Weight {
                 values: Param::initialized(ParamId::new(), retile(q.values.into_value(), untile)),
                 scale: q.scale,
             }),
@@ -287,85 +205,6 @@ fn stretch_rows(
         .chain(rest)
         .enumerate()
         .map(|(row, (i, t))| (row * TILE, i, t))
-}
-
-/// Int8 `[in, out_i]` matrices side by side, joined on the host: WGSL has no 8-bit type, so
-/// wgpu stores int8 but cannot run Burn's `cat` on it (this runs once, at load).
-fn cat_int8_columns<B: Backend>(parts: Vec<Tensor<B, 2, Int>>) -> Tensor<B, 2, Int> {
-    let device = parts[0].device();
-    let [d_in, _] = parts[0].dims();
-    let parts: Vec<(usize, Vec<i8>)> = parts
-        .into_iter()
-        .map(|p| {
-            let width = p.dims()[1];
-            (width, p.into_data().to_vec::<i8>().expect("int8 values"))
-        })
-        .collect();
-    let d_out = parts.iter().map(|(width, _)| width).sum();
-    let mut joined = Vec::with_capacity(d_in * d_out);
-    for row in 0..d_in {
-        for (width, values) in &parts {
-            joined.extend_from_slice(&values[row * width..(row + 1) * width]);
-        }
-    }
-    Tensor::from_data(TensorData::new(joined, [d_in, d_out]), (&device, DType::I8))
-}
-
-impl<B: Backend> Int8Weight<B> {
-    /// Symmetric per-column quantization of an `[in, out]` weight.
-    fn quantize(weight: Tensor<B, 2>) -> Self {
-        let [d_in, d_out] = weight.dims();
-        let device = weight.device();
-        let data = weight.into_data().convert::<f32>();
-        let values = data.as_slice::<f32>().expect("converted to f32");
-        let mut amax = vec![0.0f32; d_out];
-        for row in values.chunks_exact(d_out) {
-            for (m, v) in amax.iter_mut().zip(row) {
-                *m = m.max(v.abs());
-            }
-        }
-        let scale: Vec<f32> = amax
-            .iter()
-            .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
-            .collect();
-        let mut q = Vec::with_capacity(values.len());
-        for row in values.chunks_exact(d_out) {
-            q.extend(
-                row.iter()
-                    .zip(&scale)
-                    .map(|(v, s)| (v / s).round().clamp(-127.0, 127.0) as i8),
-            );
-        }
-        let values = Tensor::from_data(TensorData::new(q, [d_in, d_out]), (&device, DType::I8));
-        let scale = Tensor::from_data(TensorData::new(scale, [d_out]), (&device, DType::F32));
-        Self {
-            values: Param::initialized(ParamId::new(), values),
-            scale: Param::from_tensor(scale),
-        }
-    }
-}
-
-impl<B: DiaBackend> Dense<B> {
-    /// `[batch, seq, in]` → `[batch, seq, out]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [batch, seq, d_in] = x.dims();
-        let y = B::project(x.reshape([batch * seq, d_in]), self);
-        let d_out = y.dims()[1];
-        y.reshape([batch, seq, d_out])
-    }
-
-    /// `[batch, seq, in]` → one `[batch, seq, width]` per entry of `widths` (which sum to
-    /// `out`), each contiguous where the backend can make it so.
-    pub fn forward_split(&self, x: Tensor<B, 3>, widths: &[usize]) -> Vec<Tensor<B, 3>> {
-        let [batch, seq, d_in] = x.dims();
-        B::project_split(x.reshape([batch * seq, d_in]), self, widths)
-            .into_iter()
-            .map(|y| {
-                let width = y.dims()[1];
-                y.reshape([batch, seq, width])
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,18 @@
 //! The slices the product kernels read from a weight, in `[in, out]` or in column tiles
-//! ([`crate::dense::Tiles`]).
+//! ([`super::layout::Tiles`]).
 
 use burn::tensor::DType;
 use burn_flex::{Flex, FlexTensor};
 use half::{bf16, f16};
 
 use super::tensors::primitive;
-use crate::dense::Dense;
+use crate::backend::Dense;
 
 /// A weight's tensors as the kernels read them, in either layout.
 pub struct Stored {
     values: FlexTensor,
     scale: Option<FlexTensor>,
-    /// Whether in column tiles ([`crate::dense::Tiles`]) rather than `[in, out]`.
+    /// Whether in column tiles ([`super::layout::Tiles`]) rather than `[in, out]`.
     pub tiled: bool,
     /// `[in, out]`.
     pub dims: [usize; 2],

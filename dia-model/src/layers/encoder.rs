@@ -5,11 +5,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::attention::{AttnMask, SelfAttention};
 use crate::backend::DiaBackend;
-use crate::mlp::Mlp;
-use crate::norm::RmsNorm;
-use crate::rope::RotaryEmbedding;
+use crate::layers::Mlp;
+use crate::layers::RmsNorm;
+use crate::layers::RotaryEmbedding;
+use crate::layers::{AttnMask, SelfAttention};
 
 /// One encoder layer: `x += attn(norm(x))`, `x += mlp(norm(x))`.
 #[derive(Module, Debug)]

@@ -1,18 +1,18 @@
 //! Audio decoder: nine summed channel embeddings, self-attention over the KV cache,
 //! cross-attention over the text, MLP, and the per-channel logits head.
 
+use crate::backend::Dense;
 use crate::backend::DiaBackend;
-use crate::dense::Dense;
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, DType, Int, Tensor};
 
-use crate::attention::{AttnMask, CrossAttention, CrossGroup, SelfAttention, SelfGroup};
-use crate::cache::{DecoderState, KvCache};
-use crate::mlp::Mlp;
-use crate::norm::RmsNorm;
-use crate::rope::{RopeAngles, RotaryEmbedding};
+use crate::layers::Mlp;
+use crate::layers::RmsNorm;
+use crate::layers::{AttnMask, CrossAttention, CrossGroup, SelfAttention, SelfGroup};
+use crate::layers::{DecoderState, KvCache};
+use crate::layers::{RopeAngles, RotaryEmbedding};
 
 /// One decoder layer: self-attention, cross-attention, MLP, each pre-normed and residual.
 #[derive(Module, Debug)]

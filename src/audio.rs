@@ -1,8 +1,8 @@
-//! Audio files: decoding any common format to mono at the codec's rate.
+//! Audio files and samples: decoding any common format to mono at the codec's rate, resampling
+//! a stream as it arrives, 16-bit PCM, and WAV files.
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use rubato::{FftFixedIn, Resampler};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
@@ -12,27 +12,34 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use crate::error::{Error, Result};
+
 /// Reads an audio file (wav, mp3, flac, ogg), averages its channels and resamples it to
 /// `sample_rate`. Empty or silent audio is an error: it cannot carry a voice; so is audio
 /// longer than `max_seconds`, known from the header (when it says) before anything is decoded.
 pub fn read_mono(path: &Path, sample_rate: u32, max_seconds: Option<f64>) -> Result<Vec<f32>> {
     let (samples, rate) = decode_mono(path, max_seconds)
-        .with_context(|| format!("cannot read audio {}", path.display()))?;
+        .map_err(|e| Error::Audio(format!("cannot read audio {}: {e}", path.display())))?;
     if samples.is_empty() {
-        bail!("audio {} holds no samples", path.display());
+        return Err(Error::Audio(format!(
+            "audio {} holds no samples",
+            path.display()
+        )));
     }
     if samples.iter().all(|s| s.abs() < 1e-4) {
-        bail!("audio {} is silent", path.display());
+        return Err(Error::Audio(format!("audio {} is silent", path.display())));
     }
     if rate == sample_rate {
         return Ok(samples);
     }
     resample(&samples, rate, sample_rate)
-        .with_context(|| format!("cannot resample {}", path.display()))
+        .map_err(|e| Error::Audio(format!("cannot resample {}: {e}", path.display())))
 }
 
-fn decode_mono(path: &Path, max_seconds: Option<f64>) -> Result<(Vec<f32>, u32)> {
-    let file = std::fs::File::open(path)?;
+/// The file's samples, channels averaged, and its rate; the message says what failed.
+fn decode_mono(path: &Path, max_seconds: Option<f64>) -> Result<(Vec<f32>, u32), String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    let file = std::fs::File::open(path).map_err(|e| text(&e))?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -45,29 +52,30 @@ fn decode_mono(path: &Path, max_seconds: Option<f64>) -> Result<(Vec<f32>, u32)>
     };
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &options, &MetadataOptions::default())
-        .context("unrecognised audio format")?;
+        .map_err(|e| format!("unrecognised audio format: {e}"))?;
     let mut format = probed.format;
     let track = format
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .context("no audio track")?;
+        .ok_or("no audio track")?;
     let track_id = track.id;
     let rate = track
         .codec_params
         .sample_rate
-        .context("unknown sample rate")?;
+        .ok_or("unknown sample rate")?;
     if let (Some(max), Some(frames)) = (max_seconds, track.codec_params.n_frames) {
         let seconds = frames as f64 / f64::from(rate);
         if seconds > max {
-            bail!(
+            return Err(format!(
                 "it is {seconds:.2} s long; the model can continue at most {max:.2} s \
                  (raise --max-tokens or cut the prompt)"
-            );
+            ));
         }
     }
-    let mut decoder =
-        symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default())?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| text(&e))?;
     let mut mono = Vec::new();
     loop {
         let packet = match format.next_packet() {
@@ -75,12 +83,12 @@ fn decode_mono(path: &Path, max_seconds: Option<f64>) -> Result<(Vec<f32>, u32)>
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 break;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e.to_string()),
         };
         if packet.track_id() != track_id {
             continue;
         }
-        let decoded = decoder.decode(&packet)?;
+        let decoded = decoder.decode(&packet).map_err(|e| text(&e))?;
         let channels = decoded.spec().channels.count().max(1);
         let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, *decoded.spec());
         buffer.copy_interleaved_ref(decoded);
@@ -123,7 +131,8 @@ const RESAMPLE_CHUNK: usize = 1024;
 impl StreamResampler {
     /// A resampler from `from` Hz to `to` Hz (mono).
     pub fn new(from: u32, to: u32) -> Result<Self> {
-        let resampler = FftFixedIn::<f32>::new(from as usize, to as usize, RESAMPLE_CHUNK, 2, 1)?;
+        let resampler = FftFixedIn::<f32>::new(from as usize, to as usize, RESAMPLE_CHUNK, 2, 1)
+            .map_err(|e| Error::Invalid(format!("cannot resample {from} Hz to {to} Hz: {e}")))?;
         Ok(Self {
             skip: resampler.output_delay(),
             resampler,
@@ -145,7 +154,10 @@ impl StreamResampler {
             self.pending.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if self.pending.len() == RESAMPLE_CHUNK {
-                let produced = self.resampler.process(&[&self.pending], None)?;
+                let produced = self
+                    .resampler
+                    .process(&[&self.pending], None)
+                    .map_err(resample_error)?;
                 self.pending.clear();
                 self.emit(&produced[0], &mut out);
             }
@@ -161,11 +173,15 @@ impl StreamResampler {
         if !self.pending.is_empty() {
             let produced = self
                 .resampler
-                .process_partial(Some(&[&self.pending]), None)?;
+                .process_partial(Some(&[&self.pending]), None)
+                .map_err(resample_error)?;
             self.emit(&produced[0], &mut out);
         }
         while self.produced < expected {
-            let produced = self.resampler.process_partial::<&[f32]>(None, None)?;
+            let produced = self
+                .resampler
+                .process_partial::<&[f32]>(None, None)
+                .map_err(resample_error)?;
             if produced[0].is_empty() {
                 break;
             }
@@ -183,6 +199,29 @@ impl StreamResampler {
         out.extend_from_slice(&produced[skip..]);
         self.produced += (produced.len() - skip) as u64;
     }
+}
+
+/// Writes mono `samples` at `sample_rate` as a 32-bit float WAV, atomically.
+pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    crate::files::write_atomic(path, |file| {
+        let mut wav = hound::WavWriter::new(std::io::BufWriter::new(file), spec)
+            .map_err(std::io::Error::other)?;
+        samples
+            .iter()
+            .try_for_each(|&s| wav.write_sample(s))
+            .and_then(|()| wav.finalize())
+            .map_err(std::io::Error::other)
+    })
+}
+
+fn resample_error(e: rubato::ResampleError) -> Error {
+    Error::Invalid(format!("resampling failed: {e}"))
 }
 
 /// A float sample as 16-bit PCM: clamped to [-1, 1], scaled by `i16::MAX`, truncated.

@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use dia_model::CheckpointFiles;
 use hf_hub::Cache;
 use hf_hub::api::sync::{ApiBuilder, ApiRepo};
+
+use crate::error::{Error, Result};
 
 /// One hub repository, read through the cache.
 struct HubRepo {
@@ -27,7 +28,8 @@ impl HubRepo {
         } else {
             let api = ApiBuilder::from_cache(cache.clone())
                 .with_progress(!quiet)
-                .build()?;
+                .build()
+                .map_err(|e| Error::Hub(format!("cannot reach the hub: {e}")))?;
             Some(api.model(name.to_string()))
         };
         Ok(Self {
@@ -43,17 +45,17 @@ impl HubRepo {
             return Ok(path);
         }
         match &self.api {
-            Some(api) => api.get(file).with_context(|| {
-                format!(
-                    "cannot download {file} from the hub repository {}",
+            Some(api) => api.get(file).map_err(|e| {
+                Error::Hub(format!(
+                    "cannot download {file} from the hub repository {}: {e}",
                     self.name
-                )
+                ))
             }),
-            None => bail!(
+            None => Err(Error::Hub(format!(
                 "{file} of {} is not in the hub cache {} and HF_HUB_OFFLINE is set",
                 self.name,
                 self.cache.path().display()
-            ),
+            ))),
         }
     }
 
@@ -73,11 +75,9 @@ fn offline() -> bool {
     })
 }
 
-/// The Dia checkpoint: `--model-dir`, or the hub repository's config and weights.
-pub fn model_files(repo: &str, local: Option<&Path>, quiet: bool) -> Result<CheckpointFiles> {
-    if let Some(dir) = local {
-        return Ok(CheckpointFiles::in_dir(dir)?);
-    }
+/// Hub repository `repo`'s Dia config and weights (downloaded into the cache if needed, with
+/// a progress bar unless `quiet`).
+pub fn model_files(repo: &str, quiet: bool) -> Result<CheckpointFiles> {
     let hub = HubRepo::open(repo, quiet)?;
     let config = hub.get("config.json")?;
     // 0626 ships transformers shards with an index; the original ships one model.safetensors.
@@ -93,16 +93,14 @@ pub fn model_files(repo: &str, local: Option<&Path>, quiet: bool) -> Result<Chec
     Ok(CheckpointFiles { config, weights })
 }
 
-/// The codec weights: `--dac-path`, or the hub repository's transformers directory.
-pub fn dac_path(repo: &str, local: Option<&Path>, quiet: bool) -> Result<PathBuf> {
-    if let Some(path) = local {
-        return Ok(path.to_path_buf());
-    }
+/// Hub repository `repo`'s codec, as its transformers directory (downloaded into the cache
+/// if needed).
+pub fn dac_path(repo: &str, quiet: bool) -> Result<PathBuf> {
     let hub = HubRepo::open(repo, quiet)?;
     hub.get("config.json")?;
     let weights = hub.get("model.safetensors")?;
     weights
         .parent()
         .map(Path::to_path_buf)
-        .context("empty download path")
+        .ok_or_else(|| Error::Hub(format!("{repo}: empty download path")))
 }
