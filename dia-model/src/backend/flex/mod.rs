@@ -1,8 +1,9 @@
 //! Flex: weights are laid out in column tiles at load ([`Tiles`]) and few-row
-//! projections go to the streaming kernel in [`gemv`], which reads each weight once for all rows
+//! projections go to the streaming kernel (`gemv.rs`), which reads each weight once for all rows
 //! at close to memory bandwidth, up to 16 rows; single-query attention reads the KV cache in
-//! place ([`attend_one`]); the cache is written in place. Everything else, and every hook on a
-//! CPU without AVX2 or with the custom kernels off, is Burn's own op ([`crate::backend::generic`]).
+//! place (`attend_one.rs`); the cache is written in place. Everything else, and every hook on a
+//! CPU without AVX2 or with the custom kernels off, is Burn's own op ([`crate::backend::generic`]);
+//! only the tiles are always read by Flex's own code, as Burn's matmul takes `[in, out]`.
 
 mod attend_one;
 mod elementwise;
