@@ -1,4 +1,4 @@
-//! The backends compiled in, by type ([`Flex`], [`NdArray`], [`Wgpu`], [`Cuda`], each behind
+//! The backends compiled in, by type (`Flex`, `NdArray`, `Wgpu`, `Cuda`, each behind
 //! its cargo feature) for `Dia::<Flex>::load`, and by name for code written once, generic over
 //! the backend ([`OnDevice`], [`run`]), run on the one a user names.
 

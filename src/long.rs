@@ -24,7 +24,7 @@ pub enum LongStreamEvent<'a> {
 
 /// Speaks every request's script in passes ([`generate_long`]) and hands each item's audio to
 /// `on_event` as it becomes final; `Break` stops the run (what was handed over stands). A
-/// script that fits one pass gives exactly the audio of [`crate::generate_streaming`].
+/// script that fits one pass gives exactly the audio of [`crate::stream::generate_streaming`].
 pub fn generate_long_streaming<B: DiaBackend>(
     model: &DiaModel<B>,
     dac: &Dac<B>,

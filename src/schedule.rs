@@ -1,6 +1,6 @@
 //! Speech for many jobs at once on a continuous batch ([`ContinuousBatch`]): a job's pass joins
 //! the running batch as soon as a slot is free and leaves when it ends, the next pass of a long
-//! script joining right after (its voice carried over as in [`crate::generate_long_streaming`]).
+//! script joining right after (its voice carried over as in [`crate::long::generate_long_streaming`]).
 //! A job's codes do not depend on what else runs beside it, so its audio is that of its solo
 //! run; a streamed job's audio is handed over as it becomes final.
 
