@@ -30,7 +30,6 @@ mod dia;
 mod error;
 pub mod files;
 pub mod hub;
-pub mod long;
 mod options;
 pub mod schedule;
 pub mod stream;

@@ -1,6 +1,9 @@
 //! Speech for many jobs at once on a continuous batch ([`ContinuousBatch`]): a job's pass joins
 //! the running batch as soon as a slot is free and leaves when it ends, the next pass of a long
-//! script joining right after (its voice carried over as in [`crate::long::generate_long_streaming`]).
+//! script joining right after (its voice carried over from the end of the pass before, see
+//! [`dia_model::longform`]); a streamed job's passes go through one streaming decoder, so the
+//! codec hears them as one sequence (no seam differs from any other frame). This is the one
+//! driver of long scripts; [`crate::Dia`] runs everything through it.
 //! A job's codes do not depend on what else runs beside it, so its audio is that of its solo
 //! run; a streamed job's audio is handed over as it becomes final.
 

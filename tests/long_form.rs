@@ -1,29 +1,31 @@
 //! Long-form speech on the fixture models: a script of many turns runs in several passes, each
 //! conditioned on the end of the one before; the item's codes are the passes' new frames in
 //! order, its audio the codec's decode of all of them, and the same seed gives the same result.
+//! Scripts run through `Dia`'s scheduler, the one long-form driver.
 
 mod common;
 
 use common::{asset, max_abs_diff};
 use std::ops::ControlFlow;
 
-use dia_burn::dia_dac::{Dac, StreamWindows};
-use dia_burn::dia_model::longform::{LongFormEvent, generate_long};
+use dia_burn::dia_dac::Dac;
 use dia_burn::dia_model::{
     DiaModel, GenerationConfig, GenerationRequest, LongFormOptions, LongFormOutput,
     LongFormRequest, ModelOptions, VoicePrompt, generate,
 };
-use dia_burn::long::{LongStreamEvent, generate_long_streaming};
+use dia_burn::{Dia, JobId, SpeechEvent, SpeechJob};
 
 type B = burn_flex::Flex;
 
-fn model() -> DiaModel<B> {
-    DiaModel::<B>::load(
-        &asset("dia-tiny"),
-        ModelOptions::default(),
-        &Default::default(),
-    )
-    .unwrap()
+/// The tiny model and codec, cutting scripts as [`OPTIONS`] says.
+fn dia() -> Dia<B> {
+    let device = Default::default();
+    let model = DiaModel::<B>::load(&asset("dia-tiny"), ModelOptions::default(), &device).unwrap();
+    let dac = Dac::<B>::load(asset("dac-tiny-hf"), &device).unwrap();
+    Dia::new(model, dac)
+        .unwrap()
+        .with_long_form(OPTIONS)
+        .unwrap()
 }
 
 /// Twelve short alternating turns.
@@ -63,28 +65,48 @@ fn config(temperature: f32, seed: u64) -> GenerationConfig {
     }
 }
 
-/// Runs `requests` and checks that the frames reported for each item are its codes.
-fn run(
-    model: &DiaModel<B>,
-    requests: &[LongFormRequest],
-    config: &GenerationConfig,
-) -> Vec<LongFormOutput> {
-    let mut frames = vec![Vec::new(); requests.len()];
-    let mut last_passes = vec![0; requests.len()];
-    let out = generate_long(model, requests, config, &OPTIONS, |event| {
-        match event {
-            LongFormEvent::Frames { item, frames: f } => frames[item].extend_from_slice(f),
-            LongFormEvent::PassDone { item, last, .. } => last_passes[item] += usize::from(last),
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    })
-    .unwrap();
-    for (item, got) in out.iter().enumerate() {
-        assert_eq!(frames[item], got.codes(), "item {item}: reported frames");
-        assert_eq!(last_passes[item], 1, "item {item}: one last pass");
+/// What a run reported: each job's output, and the jobs whose pass `k` started, by pass.
+struct Ran {
+    outputs: Vec<LongFormOutput>,
+    started: Vec<Vec<usize>>,
+}
+
+/// Runs `requests` side by side on `dia`'s scheduler and checks that each job ends once.
+fn run(dia: &Dia<B>, requests: &[LongFormRequest], config: &GenerationConfig) -> Ran {
+    let mut scheduler = dia.scheduler(requests.len()).unwrap();
+    let ids: Vec<JobId> = requests
+        .iter()
+        .map(|script| {
+            let job = SpeechJob {
+                script: script.clone(),
+                config: *config,
+                stream: false,
+            };
+            scheduler.submit(job).unwrap()
+        })
+        .collect();
+    let index = |job: JobId| ids.iter().position(|&id| id == job).unwrap();
+    let mut outputs: Vec<Option<LongFormOutput>> = vec![None; requests.len()];
+    let mut started: Vec<Vec<usize>> = Vec::new();
+    while !scheduler.is_idle() {
+        scheduler
+            .step(|event| match event {
+                SpeechEvent::Started { job, pass, .. } => {
+                    started.resize(started.len().max(pass + 1), Vec::new());
+                    started[pass].push(index(job));
+                }
+                SpeechEvent::Done { job, output } => {
+                    let slot = &mut outputs[index(job)];
+                    assert!(slot.is_none(), "{job:?} ended twice");
+                    *slot = Some(output);
+                }
+                SpeechEvent::Failed { job, error } => panic!("{job:?} failed: {error}"),
+                SpeechEvent::Audio { .. } => panic!("not streamed"),
+            })
+            .unwrap();
     }
-    out
+    let outputs = outputs.into_iter().map(|o| o.expect("ended")).collect();
+    Ran { outputs, started }
 }
 
 fn request(script: String) -> LongFormRequest {
@@ -96,8 +118,7 @@ fn request(script: String) -> LongFormRequest {
 
 #[test]
 fn passes_carry_the_end_of_the_pass_before() {
-    let model = model();
-    let out = run(&model, &[request(script())], &config(1.0, 3));
+    let out = run(&dia(), &[request(script())], &config(1.0, 3)).outputs;
     let passes = &out[0].passes;
     assert!(passes.len() >= 4, "{} passes", passes.len());
     assert!(passes[0].prompt.is_none());
@@ -131,11 +152,11 @@ fn passes_carry_the_end_of_the_pass_before() {
 
 #[test]
 fn the_same_seed_gives_the_same_passes() {
-    let model = model();
-    let a = run(&model, &[request(script())], &config(1.0, 42));
-    let b = run(&model, &[request(script())], &config(1.0, 42));
+    let dia = dia();
+    let a = run(&dia, &[request(script())], &config(1.0, 42)).outputs;
+    let b = run(&dia, &[request(script())], &config(1.0, 42)).outputs;
     assert_eq!(a, b);
-    let c = run(&model, &[request(script())], &config(1.0, 43));
+    let c = run(&dia, &[request(script())], &config(1.0, 43)).outputs;
     assert_ne!(a[0].codes(), c[0].codes(), "another seed, other codes");
     let seeds: Vec<u64> = a[0].passes.iter().map(|p| p.seed).collect();
     assert_eq!(seeds[0], 42);
@@ -144,12 +165,12 @@ fn the_same_seed_gives_the_same_passes() {
 
 #[test]
 fn greedy_first_pass_equals_a_plain_generation_of_its_text() {
-    let model = model();
+    let dia = dia();
     let config = config(0.0, 0);
-    let out = run(&model, &[request(script())], &config);
+    let out = run(&dia, &[request(script())], &config).outputs;
     let first = &out[0].passes[0];
     let plain = generate(
-        &model,
+        dia.model(),
         &[GenerationRequest {
             text: first.text.clone(),
             audio_prompt: None,
@@ -164,7 +185,7 @@ fn greedy_first_pass_equals_a_plain_generation_of_its_text() {
 
 #[test]
 fn a_voice_prompt_conditions_the_first_pass_and_batches_mix_lengths() {
-    let model = model();
+    let dia = dia();
     let voice = VoicePrompt {
         transcript: "[S1] My own voice.".into(),
         codes: vec![vec![7, 1, 4, 1, 5, 9, 2, 6, 5]; 12],
@@ -176,14 +197,8 @@ fn a_voice_prompt_conditions_the_first_pass_and_batches_mix_lengths() {
         },
         request("[S2] Just this.".into()),
     ];
-    let mut pass_items = Vec::new();
-    let out = generate_long(&model, &requests, &config(1.0, 9), &OPTIONS, |event| {
-        if let LongFormEvent::Pass { items, .. } = event {
-            pass_items.push(items.to_vec());
-        }
-        ControlFlow::Continue(())
-    })
-    .unwrap();
+    let ran = run(&dia, &requests, &config(1.0, 9));
+    let (out, pass_items) = (ran.outputs, ran.started);
     assert_eq!(out[0].passes[0].prompt.as_ref(), Some(&voice.codes));
     assert!(
         out[0].passes[0]
@@ -194,56 +209,61 @@ fn a_voice_prompt_conditions_the_first_pass_and_batches_mix_lengths() {
     assert_eq!(out[1].passes[0].text, "[S2] Just this.");
     assert_eq!(pass_items[0], [0, 1]);
     assert!(pass_items[1..].iter().all(|items| items == &[0]));
+    // Each job as if alone: the short one is what it says on its own.
+    let alone = run(&dia, &requests[1..], &config(1.0, 9)).outputs;
+    assert_eq!(out[1], alone[0]);
 }
 
 #[test]
 fn long_audio_is_the_decode_of_all_frames_and_stops_cleanly() {
-    let model = model();
-    let dac = Dac::<B>::load(asset("dac-tiny-hf"), &Default::default()).unwrap();
-    let requests = [request(script())];
+    let dia = dia();
+    let speech = dia_burn::Speech {
+        config: config(1.0, 5),
+        ..dia.speech(script())
+    };
     let mut audio = Vec::new();
-    let out = generate_long_streaming(
-        &model,
-        &dac,
-        &requests,
-        &config(1.0, 5),
-        &OPTIONS,
-        StreamWindows::default(),
-        |event| {
-            if let LongStreamEvent::Audio { samples, .. } = event {
-                audio.extend_from_slice(samples);
-            }
+    let out = dia
+        .stream(&speech, |samples| {
+            audio.extend_from_slice(samples);
             ControlFlow::Continue(())
-        },
-    )
-    .unwrap();
-    let codes = out[0].codes();
-    assert_eq!(audio.len(), codes.len() * dac.config().hop_length());
-    let whole = dac.decode_frames(&codes).unwrap();
+        })
+        .unwrap();
+    let codes = out.codes();
+    assert!(out.passes.len() >= 3, "{} passes", out.passes.len());
+    assert_eq!(audio.len(), codes.len() * dia.codec().config().hop_length());
+    let whole = dia.codec().decode_frames(&codes).unwrap();
     let diff = max_abs_diff(&audio, &whole);
     assert!(diff <= 1e-5, "off by {diff}");
+    assert_eq!(
+        dia.generate(&speech).unwrap().samples,
+        audio,
+        "generate = stream"
+    );
 
-    // Stopping at the start of the third pass keeps two passes and reports nothing after.
-    let mut after_stop = 0;
-    let mut stopped = false;
-    let out = generate_long(&model, &requests, &config(1.0, 5), &OPTIONS, |event| {
-        if stopped {
-            after_stop += 1;
-        }
-        if let LongFormEvent::Pass { pass: 2, .. } = event {
-            stopped = true;
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    })
-    .unwrap();
-    assert_eq!(after_stop, 0);
-    assert_eq!(out[0].passes.len(), 2);
+    // Stopping when the third pass starts keeps the first two and runs nothing after.
+    let mut scheduler = dia.scheduler(1).unwrap();
+    let job = scheduler.submit(dia.job(&speech, false)).unwrap();
+    let mut third = false;
+    while !third {
+        scheduler
+            .step(|event| third |= matches!(event, SpeechEvent::Started { pass: 2, .. }))
+            .unwrap();
+    }
+    let cut = scheduler.cancel(job).unwrap();
+    assert!(scheduler.is_idle(), "the slot is free");
+    assert!(cut.passes.len() <= 3, "nothing after the third pass");
+    assert_eq!(cut.passes[..2], out.passes[..2]);
+    if let Some(third) = cut.passes.get(2) {
+        assert!(
+            out.passes[2].codes.starts_with(&third.codes),
+            "a prefix of pass 3"
+        );
+    }
 }
 
 #[test]
 fn bad_options_are_refused() {
-    let model = model();
+    let dia = dia();
     for (chunk, context) in [
         (0.0, 1.0),
         (f32::NAN, 1.0),
@@ -254,14 +274,13 @@ fn bad_options_are_refused() {
             chunk_seconds: chunk,
             context_seconds: context,
         };
-        let err = generate_long(
-            &model,
-            &[request(script())],
-            &config(0.0, 0),
-            &options,
-            |_| ControlFlow::Continue(()),
-        )
-        .unwrap_err();
+        let Err(err) = dia_burn::SpeechScheduler::new(dia.model(), dia.codec(), 1, options) else {
+            panic!("{options:?} accepted");
+        };
+        assert!(err.to_string().contains("seconds"), "{err}");
+        let Err(err) = self::dia().with_long_form(options) else {
+            panic!("{options:?} accepted by Dia");
+        };
         assert!(err.to_string().contains("seconds"), "{err}");
     }
 }

@@ -6,14 +6,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
 
 use common::{asset, max_abs_diff};
-use dia_burn::dia_dac::{Dac, StreamWindows};
+use dia_burn::dia_dac::Dac;
 use dia_burn::dia_model::{
     DiaModel, GenerationConfig, LongFormOptions, LongFormRequest, ModelOptions, VoicePrompt,
 };
-use dia_burn::long::{LongStreamEvent, generate_long_streaming};
 use dia_burn::{JobId, SpeechEvent, SpeechJob, SpeechScheduler};
 
 type B = burn_flex::Flex;
@@ -72,19 +70,19 @@ fn fixtures() -> (DiaModel<B>, Dac<B>) {
     (model, dac)
 }
 
-/// A job's codes and streamed samples from a solo run.
+/// A job's codes and streamed samples from a solo run (a scheduler of one slot, nothing else
+/// submitted).
 fn solo(model: &DiaModel<B>, dac: &Dac<B>, job: &SpeechJob) -> (Vec<Vec<u32>>, Vec<f32>) {
-    let mut samples = Vec::new();
-    let requests = std::slice::from_ref(&job.script);
-    let windows = StreamWindows::default();
-    let out = generate_long_streaming(model, dac, requests, &job.config, &OPTIONS, windows, |e| {
-        if let LongStreamEvent::Audio { samples: s, .. } = e {
-            samples.extend_from_slice(s);
-        }
-        ControlFlow::Continue(())
-    })
-    .unwrap();
-    (out[0].codes(), samples)
+    let mut scheduler = SpeechScheduler::new(model, dac, 1, OPTIONS).unwrap();
+    let id = scheduler.submit(SpeechJob {
+        stream: true,
+        ..job.clone()
+    });
+    let id = id.unwrap();
+    let mut seen = HashMap::new();
+    run(&mut scheduler, &mut seen, None);
+    let seen = seen.remove(&id).unwrap();
+    (seen.codes.unwrap(), seen.samples)
 }
 
 /// What the scheduler reported for each job.

@@ -7,13 +7,11 @@
 //! end, are the item's codes: decoded as one sequence, every join is as smooth as any frame.
 
 mod context;
-mod passes;
 mod plan;
 mod run;
 mod script;
 
 pub use self::context::{VoiceMemory, VoicePrompt};
-pub use self::passes::generate_long;
 pub use self::plan::{Pass, PlanOptions, plan, render, text_tokens};
 pub use self::run::{PassRequest, ScriptRun};
 pub use self::script::{
@@ -21,7 +19,7 @@ pub use self::script::{
 };
 
 use crate::error::{DiaError, Result};
-use crate::generation::{EndReason, StepEvent};
+use crate::generation::EndReason;
 
 /// How a long script is cut and carried from pass to pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,27 +100,6 @@ impl LongFormOutput {
     pub fn codes(&self) -> Vec<Vec<u32>> {
         self.passes.iter().flat_map(|p| p.codes.clone()).collect()
     }
-}
-
-/// What a long-form run reports, in order.
-#[derive(Debug)]
-pub enum LongFormEvent<'a> {
-    /// Pass `pass` (of at most `passes`) starts for `items` (the batch rows of its steps).
-    Pass {
-        pass: usize,
-        passes: usize,
-        items: &'a [usize],
-    },
-    /// The pass decoded one more frame.
-    Step(&'a StepEvent<'a>),
-    /// Frames of `item` that became final, following the ones reported before (across passes).
-    Frames { item: usize, frames: &'a [Vec<u32>] },
-    /// A pass of `item` ended; `last` when it was the item's last.
-    PassDone {
-        item: usize,
-        output: &'a PassOutput,
-        last: bool,
-    },
 }
 
 /// The sampling seed of pass `pass`: the run's seed for the first pass (a script that fits in

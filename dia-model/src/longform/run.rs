@@ -1,6 +1,7 @@
 //! One script's passes in order: which request each pass makes (its text under the voice it
-//! continues) and what the item's memory takes in from it. [`super::generate_long`] drives the
-//! passes of many scripts as static batches; a continuous scheduler drives each on its own.
+//! continues) and what the item's memory takes in from it. A continuous batch runs each pass
+//! (`dia-burn`'s `SpeechScheduler` drives scripts this way), so a script speaks as it would
+//! alone whatever runs beside it.
 
 use super::context::{VoiceMemory, VoicePrompt};
 use super::plan::{Pass, plan, text_tokens};
