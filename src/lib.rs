@@ -14,13 +14,15 @@
 //! [`Dia::stream`] hands the audio over as it becomes final, [`Dia::voice_from_file`] makes a
 //! voice to continue from a clip, scripts of any length are spoken in passes in one voice, and
 //! [`Dia::scheduler`] runs many requests at once, each exactly as it would run alone. The
-//! backend is chosen by type ([`backends`]) or by name at run time ([`backends::run`]).
+//! backend is chosen by type ([`backends`]) or by name at run time: [`AnyDia`] (the same
+//! methods, no generics) or [`backends::run`] (your own generic code).
 //!
 //! The modules around it are what applications share: [`hub`] (the Hugging Face cache),
 //! [`audio`] (audio files, resampling, WAV), [`codes`] (codes JSON), [`voice`] (voice prompts),
 //! [`files`] (atomic writes) and, with the `cli` feature, [`cli`] (the options `dia-infer` and
 //! `dia-server` share). The model and codec crates are re-exported whole.
 
+mod any;
 pub mod audio;
 pub mod backends;
 #[cfg(feature = "cli")]
@@ -35,6 +37,7 @@ pub mod schedule;
 pub mod stream;
 pub mod voice;
 
+pub use any::AnyDia;
 pub use dia::{Dia, Speech, Spoken};
 pub use dia_dac;
 pub use dia_model;
