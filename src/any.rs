@@ -13,6 +13,9 @@ use crate::error::Result;
 use crate::options::LoadOptions;
 
 /// A [`Dia`] on whichever backend the options named; compiled-in backends only.
+// One per process, holding gigabytes of weights behind handles: the variants' sizes differ by
+// a few hundred bytes of backend state, and a box would only add an indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyDia {
     #[cfg(feature = "flex")]
     Flex(Dia<crate::backends::Flex>),

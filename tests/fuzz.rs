@@ -5,8 +5,6 @@
 //! asked per reader: `DIA_FUZZ_SECONDS=600 cargo test --release --test fuzz -- --ignored`.
 
 mod common;
-#[path = "common/mutate.rs"]
-mod mutate;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -15,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::asset;
 use dia_burn::dia_dac::Dac;
 use dia_burn::dia_model::{DiaModel, ModelOptions};
-use mutate::{Rng, long_run, mutate};
+use dia_test_support::mutate::{Rng, long_run, mutate};
 
 type B = burn_flex::Flex;
 

@@ -1,11 +1,13 @@
-//! Fixture paths, golden tensors, comparisons, and the two CPU backends every test runs on.
+//! The codec's goldens as tensors, tensor comparisons, scratch directories, and the two CPU
+//! backends every test runs on; fixture paths and sample comparisons come from
+//! `dia-test-support`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::prelude::*;
-use burn_store::{ModuleStore, SafetensorsStore};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use dia_test_support::{Tensors, read_tensors};
+// Here `max_abs_diff` compares tensors; the support crate's slice version is `max_sample_diff`.
+pub use dia_test_support::{fixture, max_abs_diff as max_sample_diff, write_tensors};
 
 pub type Flex = burn_flex::Flex;
 pub type NdArray = burn_ndarray::NdArray<f32>;
@@ -29,50 +31,31 @@ macro_rules! on_cpu_backends {
 }
 pub(crate) use on_cpu_backends;
 
-/// `assets/fixtures/<relative>` in the repository.
-pub fn fixture(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../assets/fixtures")
-        .join(relative)
-}
-
-/// The reference outputs of the tiny codec (`dac-tiny/golden.safetensors`).
-pub struct Golden(HashMap<String, TensorData>);
+/// The reference outputs of the tiny codec (`dac-tiny/golden.safetensors`), as `[1, _, _]`
+/// tensors on the backend under test.
+pub struct Golden(dia_test_support::Golden);
 
 impl Golden {
+    /// Reads the golden file.
     pub fn load() -> Self {
-        let mut store = SafetensorsStore::from_file(fixture("dac-tiny/golden.safetensors"));
-        let snapshots = store
-            .get_all_snapshots()
-            .expect("golden.safetensors is readable");
-        Self(
-            snapshots
-                .iter()
-                .map(|(key, s)| (key.clone(), s.to_data().expect("golden tensor data")))
-                .collect(),
-        )
+        Self(dia_test_support::Golden::open("dac-tiny"))
     }
 
-    fn data(&self, key: &str) -> TensorData {
-        self.0
-            .get(key)
-            .unwrap_or_else(|| panic!("golden `{key}`"))
-            .clone()
-    }
-
+    /// Float tensor `key` (audio, latents).
     pub fn float<B: Backend>(&self, key: &str, device: &B::Device) -> Tensor<B, 3> {
-        Tensor::from_data(self.data(key).convert::<f32>(), device)
+        let (values, shape) = self.0.get(key);
+        Tensor::from_data(TensorData::new(values, shape), device)
     }
 
+    /// Codes `key` as an int tensor.
     pub fn codes<B: Backend>(&self, key: &str, device: &B::Device) -> Tensor<B, 3, Int> {
-        Tensor::from_data(self.data(key).convert::<i64>(), device)
+        let (values, shape) = self.0.get_int(key);
+        Tensor::from_data(TensorData::new(values, shape), device)
     }
 
+    /// Codes `key` as host values, codebook-major.
     pub fn code_values(&self, key: &str) -> Vec<i64> {
-        self.data(key)
-            .convert::<i64>()
-            .into_vec()
-            .expect("i64 codes")
+        self.0.get_int(key).0
     }
 }
 
@@ -80,18 +63,6 @@ impl Golden {
 pub fn max_abs_diff<B: Backend>(a: Tensor<B, 3>, b: Tensor<B, 3>) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
     (a - b).abs().max().into_scalar().elem::<f32>()
-}
-
-/// Largest absolute difference of two equally long sample runs; infinite where either has a NaN.
-pub fn max_sample_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| (a - b).abs())
-        .fold(
-            0.0f32,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        )
 }
 
 /// Int tensor → host `i64`s.
@@ -110,23 +81,7 @@ pub fn scratch_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// Named f32 tensors: name, shape, little-endian bytes.
-pub type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
-
 /// The tensors of `dac-tiny/weights.safetensors` (original names, `weight_g`/`weight_v`).
 pub fn tiny_tensors() -> Tensors {
-    let bytes = std::fs::read(fixture("dac-tiny/weights.safetensors")).expect("fixture");
-    let file = SafeTensors::deserialize(&bytes).expect("valid safetensors");
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
-        .collect()
-}
-
-pub fn write_safetensors(path: &Path, tensors: &Tensors) {
-    let views = tensors.iter().map(|(name, shape, data)| {
-        let view = TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent view");
-        (name.clone(), view)
-    });
-    safetensors::serialize_to_file(views, None, path).expect("write safetensors");
+    read_tensors(&fixture("dac-tiny/weights.safetensors"))
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use dia_dac::{Dac, DacError};
 
-use crate::common::{Flex, fixture, scratch_dir, tiny_tensors, write_safetensors};
+use crate::common::{Flex, fixture, scratch_dir, tiny_tensors, write_tensors};
 
 fn load(path: &Path) -> Result<Dac<Flex>, DacError> {
     Dac::<Flex>::load(path, &Default::default())
@@ -116,9 +116,9 @@ fn damaged_pth_records_are_named() {
 fn missing_key_is_named() {
     let mut tensors = tiny_tensors();
     let key = "quantizer.quantizers.3.out_proj.weight_v";
-    tensors.retain(|(name, _, _)| name != key);
+    tensors.remove(key).expect("the key exists");
     let path = scratch_dir("missing-key").join("weights.safetensors");
-    write_safetensors(&path, &tensors);
+    write_tensors(&path, &tensors);
     let error = load_error(&path, &path);
     assert!(error.to_string().contains(key), "{error}");
     assert!(
@@ -131,15 +131,12 @@ fn missing_key_is_named() {
 fn wrong_shape_is_named_with_both_shapes() {
     let mut tensors = tiny_tensors();
     let key = "decoder.model.1.block.0.alpha";
-    let entry = tensors
-        .iter_mut()
-        .find(|(name, _, _)| name == key)
-        .expect("alpha exists");
-    assert_eq!(entry.1, vec![1, 32, 1]);
-    entry.1 = vec![1, 31, 1];
-    entry.2.truncate(31 * 4);
+    let entry = tensors.get_mut(key).expect("alpha exists");
+    assert_eq!(entry.shape, vec![1, 32, 1]);
+    entry.shape = vec![1, 31, 1];
+    entry.bytes.truncate(31 * 4);
     let path = scratch_dir("wrong-shape").join("weights.safetensors");
-    write_safetensors(&path, &tensors);
+    write_tensors(&path, &tensors);
     let error = load_error(&path, &path);
     assert!(error.to_string().contains(key), "{error}");
     assert!(

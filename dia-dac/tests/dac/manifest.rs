@@ -10,12 +10,11 @@ use burn::tensor::DType;
 use burn_store::TensorSnapshot;
 use dia_dac::{Checkpoint, Dac, DacConfig, DacError};
 
-use crate::common::{Flex, fixture};
+use crate::common::Flex;
 
 /// Names and shapes of the released weights, each backed by lazily made ones.
 fn manifest_snapshots() -> BTreeMap<String, TensorSnapshot> {
-    let text = std::fs::read_to_string(fixture("manifests/dac-44khz-keys.json")).expect("manifest");
-    let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest is JSON");
+    let manifest = dia_test_support::fixture_json("manifests/dac-44khz-keys.json");
     let shapes: BTreeMap<String, Vec<usize>> =
         serde_json::from_value(manifest["tensors"].clone()).expect("tensors: name → shape");
     let parameters: usize = shapes

@@ -4,13 +4,12 @@ use dia_dac::{Dac, DacBackend, DacConfig};
 
 use crate::common::{
     Flex, Golden, fixture, int_values, max_abs_diff, on_cpu_backends, scratch_dir, tiny_tensors,
-    write_safetensors,
+    write_tensors,
 };
 
 /// `golden.json`'s kwargs, with the latent width resolved as the loaders report it.
 fn tiny_config() -> DacConfig {
-    let text = std::fs::read_to_string(fixture("dac-tiny/golden.json")).expect("golden.json");
-    let golden: serde_json::Value = serde_json::from_str(&text).expect("golden.json is JSON");
+    let golden = dia_test_support::golden_json("dac-tiny");
     let kwargs: DacConfig = serde_json::from_value(golden["kwargs"].clone()).expect("kwargs");
     DacConfig {
         latent_dim: Some(kwargs.resolved_latent_dim()),
@@ -86,14 +85,14 @@ on_cpu_backends!(transformers, from_transformers_dir);
 fn parametrized_names_under_a_prefix() {
     let tensors = tiny_tensors()
         .into_iter()
-        .map(|(name, shape, data)| {
+        .map(|(name, tensor)| {
             let name = name
                 .replace(".weight_g", ".parametrizations.weight.original0")
                 .replace(".weight_v", ".parametrizations.weight.original1");
-            (format!("audio_encoder.model.{name}"), shape, data)
+            (format!("audio_encoder.model.{name}"), tensor)
         })
         .collect();
     let path = scratch_dir("parametrized").join("model.safetensors");
-    write_safetensors(&path, &tensors);
+    write_tensors(&path, &tensors);
     check_parity_at::<Flex>(&path, &Default::default());
 }

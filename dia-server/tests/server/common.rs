@@ -2,22 +2,11 @@
 //! and what the tests read back from it.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use dia_test_support::{fixture, golden_json, write_prompt_codes};
 use serde_json::{Value, json};
-
-pub fn assets(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../assets/fixtures")
-        .join(name)
-}
-
-pub fn golden() -> Value {
-    let text = std::fs::read_to_string(assets("dia-tiny/golden.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 /// A running server, killed when dropped.
 pub struct Server {
@@ -36,8 +25,8 @@ impl Server {
 
     /// Starts the server without waiting for the model.
     pub fn spawn(extra: &[&str]) -> Self {
-        let model = assets("dia-tiny");
-        let dac = assets("dac-tiny/weights.safetensors");
+        let model = fixture("dia-tiny");
+        let dac = fixture("dac-tiny/weights.safetensors");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dia-server"))
             .args(["--port", "0", "--backend", "flex", "--model-dir"])
             .arg(&model)
@@ -133,7 +122,7 @@ impl Drop for Server {
 
 /// Golden case 0 as a greedy request in `format`.
 pub fn case0(format: &str) -> Value {
-    let case = &golden()["cases"][0];
+    let case = &golden_json("dia-tiny")["cases"][0];
     json!({
         "model": "tts-1",
         "input": case["text"],
@@ -178,8 +167,8 @@ pub fn golden_samples(case: usize) -> Vec<i16> {
     use dia_burn::dia_dac::Dac;
     type B = burn_flex::Flex;
     let codes: Vec<Vec<u32>> =
-        serde_json::from_value(golden()["cases"][case]["codes"][0].clone()).unwrap();
-    let dac = Dac::<B>::load(assets("dac-tiny/weights.safetensors"), &Default::default()).unwrap();
+        serde_json::from_value(golden_json("dia-tiny")["cases"][case]["codes"][0].clone()).unwrap();
+    let dac = Dac::<B>::load(fixture("dac-tiny/weights.safetensors"), &Default::default()).unwrap();
     let audio = dac.decode(dac.frames_to_codes(&codes).unwrap()).unwrap();
     dia_burn::dia_dac::audio_to_vec(audio)
         .unwrap()

@@ -174,20 +174,6 @@ async fn health_models_and_metrics() {
     }
 }
 
-/// Golden prompt codes `key` as codes JSON at `path`.
-fn write_prompt_codes(key: &str, path: &Path) {
-    let bytes = std::fs::read(assets("dia-tiny/golden.safetensors")).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = tensors.tensor(key).unwrap();
-    let values: Vec<i64> = view
-        .data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let frames: Vec<&[i64]> = values.chunks(view.shape()[1]).collect();
-    std::fs::write(path, serde_json::to_string(&frames).unwrap()).unwrap();
-}
-
 /// A voice `NAME.wav`: 10 ms of a tone at 22.05 kHz (resampled at start-up; the tiny
 /// model continues at most a few dozen frames).
 fn write_voice_wav(path: &Path) {
@@ -257,9 +243,9 @@ fn a_voice_without_a_transcript_stops_the_start_up() {
     write_prompt_codes("case1_prompt0", &dir.path().join("mute.codes.json"));
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_dia-server"))
         .args(["--port", "0", "--backend", "flex", "--model-dir"])
-        .arg(assets("dia-tiny"))
+        .arg(fixture("dia-tiny"))
         .arg("--dac-path")
-        .arg(assets("dac-tiny/weights.safetensors"))
+        .arg(fixture("dac-tiny/weights.safetensors"))
         .arg("--voices")
         .arg(dir.path())
         .output()

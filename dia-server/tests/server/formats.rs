@@ -111,7 +111,10 @@ async fn sse_sends_deltas_then_done_with_usage() {
     assert_eq!(audio, pcm, "the events carry the same audio");
     assert_eq!(done["type"], "speech.audio.done");
     let usage = &done["usage"];
-    let input = golden()["cases"][0]["text"].as_str().unwrap().len() as u64;
+    let input = golden_json("dia-tiny")["cases"][0]["text"]
+        .as_str()
+        .unwrap()
+        .len() as u64;
     assert_eq!(usage["input_tokens"], input);
     assert!(usage["output_tokens"].as_u64().unwrap() > 0);
     assert_eq!(

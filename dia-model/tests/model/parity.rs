@@ -1,11 +1,10 @@
 //! Layer-level parity with the reference: encoder output, prefill logits, one cached step
 //! and (original version) cross-attention keys, for every fixture, backend and switch.
 
-mod common;
-
-use common::layers::{assert_within, layer_diffs};
-use common::*;
 use dia_model::{DiaBackend, ModelOptions};
+
+use crate::common::layers::{assert_within, layer_diffs};
+use crate::common::*;
 
 const TOL: f32 = 1e-4;
 

@@ -3,14 +3,14 @@
 //! not compared: the tiny random-weight fixtures' top-1/top-2 margins fall below these errors
 //! (×14 through CFG) from the first step, so any implementation at this precision may differ.
 
-mod common;
-
 use burn::tensor::DType;
-use common::layers::{INT8_BOUND, assert_within, layer_diffs};
-use common::*;
 use dia_model::{ModelOptions, WeightStorage};
+use dia_test_support::{read_tensors, write_tensors};
 use half::{bf16, f16};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::Dtype;
+
+use crate::common::layers::{INT8_BOUND, assert_within, layer_diffs};
+use crate::common::*;
 
 /// Largest layer-output difference from the f32 golden tensors, measured on dia-tiny
 /// (2026-11-22): f16 0.0073 encoder, 0.037 prefill logits, 0.021 step logits; bf16 0.064,
@@ -58,32 +58,20 @@ fn stored_as(name: &str, dtype: Dtype) -> tempfile::TempDir {
             std::fs::copy(&path, &out).unwrap();
             continue;
         }
-        let bytes = std::fs::read(&path).unwrap();
-        let st = SafeTensors::deserialize(&bytes).unwrap();
-        let tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
-            .tensors()
-            .into_iter()
-            .map(|(k, v)| {
-                if v.dtype() != Dtype::F32 {
-                    return (k, v.dtype(), v.shape().to_vec(), v.data().to_vec());
-                }
-                let narrow = v
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                    .flat_map(|x| match dtype {
-                        Dtype::F16 => f16::from_f32(x).to_le_bytes(),
-                        _ => bf16::from_f32(x).to_le_bytes(),
-                    })
-                    .collect();
-                (k, dtype, v.shape().to_vec(), narrow)
-            })
-            .collect();
-        let views: Vec<(String, TensorView)> = tensors
-            .iter()
-            .map(|(k, d, s, b)| (k.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
-            .collect();
-        safetensors::serialize_to_file(views, None, &out).unwrap();
+        let mut tensors = read_tensors(&path);
+        for tensor in tensors.values_mut().filter(|t| t.dtype == Dtype::F32) {
+            tensor.bytes = tensor
+                .bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .flat_map(|x| match dtype {
+                    Dtype::F16 => f16::from_f32(x).to_le_bytes(),
+                    _ => bf16::from_f32(x).to_le_bytes(),
+                })
+                .collect();
+            tensor.dtype = dtype;
+        }
+        write_tensors(&out, &tensors);
     }
     dir
 }

@@ -4,16 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use safetensors::SafeTensors;
+use dia_test_support::{Golden, fixture, golden_json, max_abs_diff, write_prompt_codes};
 use serde_json::Value;
 
 const TINY_HOP: usize = 8;
-
-fn assets(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../assets/fixtures")
-        .join(name)
-}
 
 fn dia(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dia-infer"))
@@ -30,8 +24,8 @@ fn dia_tiny(backend: &str, extra: &[&str]) -> Output {
 
 /// Runs with the tiny model and codec on `backend`, sampling as `extra` says.
 fn dia_tiny_sampled(backend: &str, extra: &[&str]) -> Output {
-    let model = assets("dia-tiny");
-    let dac = assets("dac-tiny/weights.safetensors");
+    let model = fixture("dia-tiny");
+    let dac = fixture("dac-tiny/weights.safetensors");
     let mut args = vec![
         "--model-dir",
         model.to_str().unwrap(),
@@ -49,26 +43,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn golden() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(assets("dia-tiny/golden.json")).unwrap()).unwrap()
-}
-
 fn read_codes(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Golden audio-prompt codes `caseI_promptJ` written as codes JSON.
-fn write_prompt_codes(key: &str, path: &Path) {
-    let bytes = std::fs::read(assets("dia-tiny/golden.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(key).unwrap();
-    let values: Vec<i64> = view
-        .data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let frames: Vec<&[i64]> = values.chunks(view.shape()[1]).collect();
-    std::fs::write(path, serde_json::to_string(&frames).unwrap()).unwrap();
 }
 
 fn wav_len(path: &Path) -> usize {
@@ -92,7 +68,7 @@ fn assert_ok(o: &Output) {
 fn speak_case0(backend: &str, extra: &[&str]) -> (usize, Value) {
     let dir = tempfile::tempdir().unwrap();
     let (wav, codes) = (dir.path().join("out.wav"), dir.path().join("codes.json"));
-    let case = &golden()["cases"][0];
+    let case = &golden_json("dia-tiny")["cases"][0];
     let max_tokens = case["max_tokens"].to_string();
     let mut args = vec![
         case["text"].as_str().unwrap(),
@@ -110,7 +86,7 @@ fn speak_case0(backend: &str, extra: &[&str]) -> (usize, Value) {
 
 #[test]
 fn greedy_text_to_wav_matches_golden_codes() {
-    let case = &golden()["cases"][0];
+    let case = &golden_json("dia-tiny")["cases"][0];
     let (samples, codes) = speak_case0("ndarray", &[]);
     assert_eq!(codes, case["codes"][0]);
     let frames = case["frames"][0].as_u64().unwrap() as usize;
@@ -123,7 +99,7 @@ fn greedy_text_to_wav_matches_golden_codes() {
 #[test]
 fn int8_weights_make_audio() {
     let (samples, codes) = speak_case0("flex", &["--int8"]);
-    assert_ne!(codes, golden()["cases"][0]["codes"][0]);
+    assert_ne!(codes, golden_json("dia-tiny")["cases"][0]["codes"][0]);
     let frames = codes.as_array().unwrap();
     assert!(!frames.is_empty());
     assert_eq!(samples, frames.len() * TINY_HOP);
@@ -141,7 +117,7 @@ fn audio_prompt_codes_case_matches_golden() {
         dir.path().join("p.json"),
     );
     write_prompt_codes("case1_prompt0", &prompt);
-    let case = &golden()["cases"][1];
+    let case = &golden_json("dia-tiny")["cases"][1];
     let o = dia_tiny(
         "flex",
         &[
@@ -168,7 +144,7 @@ fn audio_prompt_codes_case_matches_golden() {
 #[test]
 fn batch_jobs_speak_as_alone_and_match_golden() {
     let dir = tempfile::tempdir().unwrap();
-    let case = &golden()["cases"][2];
+    let case = &golden_json("dia-tiny")["cases"][2];
     let prompt = dir.path().join("p.json");
     write_prompt_codes("case2_prompt1", &prompt);
     let texts = case["text"].as_array().unwrap();
@@ -289,18 +265,12 @@ fn continuous_batch_jobs_equal_their_solo_runs() {
 #[test]
 fn encode_decode_round_trip_and_decode_matches_golden_audio() {
     let dir = tempfile::tempdir().unwrap();
-    let dac = assets("dac-tiny/weights.safetensors");
+    let dac = fixture("dac-tiny/weights.safetensors");
     let dac = dac.to_str().unwrap();
     // Golden codes → WAV (f32) equals the reference decode_audio.
-    let bytes = std::fs::read(assets("dac-tiny/golden.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let codes = st.tensor("decode_codes").unwrap();
-    let n = codes.shape()[2];
-    let flat: Vec<i64> = codes
-        .data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let golden = Golden::open("dac-tiny");
+    let (flat, shape) = golden.get_int("decode_codes");
+    let n = shape[2];
     let frames: Vec<Vec<i64>> = (0..n)
         .map(|t| (0..9).map(|c| flat[c * n + t]).collect())
         .collect();
@@ -326,20 +296,9 @@ fn encode_decode_round_trip_and_decode_matches_golden_audio() {
         .samples::<f32>()
         .map(Result::unwrap)
         .collect();
-    let want: Vec<f32> = st
-        .tensor("decode_audio")
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let (want, _) = golden.get("decode_audio");
     assert_eq!(got.len(), want.len());
-    let diff = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
-        .fold(0.0, f32::max);
+    let diff = max_abs_diff(&got, &want);
     assert!(diff < 1e-4, "decode differs by {diff}");
     // WAV → codes → WAV: the re-encoded codes decode to a same-length signal.
     let recoded = dir.path().join("recoded.json");
@@ -439,7 +398,7 @@ fn bad_inputs_fail_with_clear_messages() {
         dia(&[
             "hi",
             "--model-dir",
-            assets("dia-tiny").to_str().unwrap(),
+            fixture("dia-tiny").to_str().unwrap(),
             "--dac-path",
             p("missing.pth").to_str().unwrap(),
             "-o",
@@ -678,9 +637,9 @@ fn default_repositories_resolve_offline_from_the_hub_cache() {
     lay_out_hub_cache(
         home.path(),
         "nari-labs/Dia-1.6B-0626",
-        &assets("dia-tiny-hf"),
+        &fixture("dia-tiny-hf"),
     );
-    lay_out_hub_cache(home.path(), "descript/dac_44khz", &assets("dac-tiny-hf"));
+    lay_out_hub_cache(home.path(), "descript/dac_44khz", &fixture("dac-tiny-hf"));
     let dir = tempfile::tempdir().unwrap();
     let out = |name: &str| dir.path().join(name);
     let common = ["[S1] Offline.", "--backend", "flex", "--temperature", "0"];
@@ -695,7 +654,7 @@ fn default_repositories_resolve_offline_from_the_hub_cache() {
             .unwrap()
     };
     assert_ok(&from_cache(&out("hub.wav")));
-    let (model, dac) = (assets("dia-tiny-hf"), assets("dac-tiny-hf"));
+    let (model, dac) = (fixture("dia-tiny-hf"), fixture("dac-tiny-hf"));
     let local_wav = out("local.wav");
     let mut local = common.to_vec();
     local.extend(["--model-dir", model.to_str().unwrap()]);
@@ -731,11 +690,11 @@ fn outputs_never_replace_the_model_or_each_other() {
     // A copy of the sharded checkpoint: `-o` naming one of its files must leave it whole.
     let model = p("model");
     std::fs::create_dir(&model).unwrap();
-    for entry in std::fs::read_dir(assets("dia-tiny-hf")).unwrap() {
+    for entry in std::fs::read_dir(fixture("dia-tiny-hf")).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
     }
-    let dac = assets("dac-tiny-hf");
+    let dac = fixture("dac-tiny-hf");
     let run = |extra: &[&str]| {
         let mut args = vec![
             "[S1] Hi.",
@@ -889,7 +848,7 @@ fn check_audio_prompt(audio: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
     let label = audio.file_name().unwrap().to_string_lossy().into_owned();
-    let dac = assets("dac-tiny/weights.safetensors");
+    let dac = fixture("dac-tiny/weights.safetensors");
     let codes = p("encoded.json");
     assert_ok(&dia(&[
         "encode",

@@ -2,19 +2,15 @@
 //! PCM, and a clean error when the reader of stdout goes away.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn assets(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../assets/fixtures")
-        .join(name)
-}
+use dia_test_support::{fixture, max_abs_diff};
 
 /// The tiny model and codec on flex, sampled with a fixed seed.
 fn args(extra: &[&str]) -> Vec<String> {
-    let model = assets("dia-tiny");
-    let dac = assets("dac-tiny/weights.safetensors");
+    let model = fixture("dia-tiny");
+    let dac = fixture("dac-tiny/weights.safetensors");
     let mut args: Vec<String> = [
         "--model-dir",
         model.to_str().unwrap(),
@@ -52,17 +48,6 @@ fn wav_f32(path: &Path) -> Vec<f32> {
     let mut reader = hound::WavReader::open(path).unwrap();
     assert_eq!(reader.spec().sample_rate, 44100);
     reader.samples::<f32>().map(Result::unwrap).collect()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "sample count");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(
-            0.0,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        )
 }
 
 #[test]

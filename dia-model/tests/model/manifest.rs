@@ -1,16 +1,12 @@
 //! The loader, built for the full-size config, expects exactly the real checkpoint's tensors.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::fixture;
 use dia_model::DiaConfig;
 use dia_model::checkpoint::names::{CheckpointFormat, ModelParam};
 
 fn manifest() -> serde_json::Value {
-    let text = std::fs::read_to_string(fixture("manifests/dia-1.6b-keys.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    dia_test_support::fixture_json("manifests/dia-1.6b-keys.json")
 }
 
 #[test]

@@ -1,19 +1,18 @@
 //! Greedy generation reproduces the reference's codes for every golden case, and seeded
 //! sampling is reproducible, in range and validated.
 
-mod common;
-
 use std::ops::ControlFlow;
 
 use burn::module::Param;
-use common::greedy::check_greedy_cases;
-use common::sites::{check_device_sampling_is_seeded, check_device_stops_like_host, run_at};
-use common::*;
 use dia_model::DiaBackend;
 use dia_model::{
     Decoding, DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, SamplingSite,
     generate,
 };
+
+use crate::common::greedy::check_greedy_cases;
+use crate::common::sites::{check_device_sampling_is_seeded, check_device_stops_like_host, run_at};
+use crate::common::*;
 
 fn all_fixtures<B: DiaBackend>(sampling: SamplingSite, device: &B::Device) {
     check_greedy_cases::<B>("dia-tiny", "dia-tiny", usize::MAX, sampling, device);
@@ -259,7 +258,7 @@ fn non_finite_logits_are_the_same_error_on_both_sites() {
                 sampling,
                 ..GenerationConfig::default()
             };
-            let requests = common::sites::two_items();
+            let requests = crate::common::sites::two_items();
             generate(&model, &requests, &config, |_| ControlFlow::Continue(()))
                 .unwrap_err()
                 .to_string()

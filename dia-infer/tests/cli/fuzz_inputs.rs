@@ -3,24 +3,17 @@
 //! never a panic (the hook's "internal error"), a crash or a hang.
 //!
 //! `cargo test` runs a short fixed set per input kind. A long run, with fresh seeds for as long as
-//! asked per kind: `DIA_FUZZ_SECONDS=600 cargo test -p dia-infer --test fuzz_inputs -- --ignored`.
+//! asked per kind:
+//! `DIA_FUZZ_SECONDS=600 cargo test -p dia-infer --test cli fuzz_inputs -- --ignored`.
 
-#[path = "../../tests/common/mutate.rs"]
-mod mutate;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use mutate::{Rng, long_run, mutate};
+use dia_test_support::fixture;
+use dia_test_support::mutate::{Rng, long_run, mutate};
 
 /// Mutations per input kind in `cargo test`.
 const RUNS: usize = 24;
-
-fn assets(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../assets/fixtures")
-        .join(name)
-}
 
 /// Runs `dia-infer` with `args` in `dir`; panics naming `what` unless it succeeded or failed
 /// cleanly. Returns whether it failed.
@@ -102,7 +95,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// looked for: a missing model directory ends each run right after, so no mutated output path
 /// is ever written.
 fn targets() -> Vec<Target> {
-    let dac = assets("dac-tiny/weights.safetensors");
+    let dac = fixture("dac-tiny/weights.safetensors");
     let dac = dac.to_str().unwrap();
     let codes: Vec<Vec<u32>> = (0..12)
         .map(|t| (0..9).map(|c| (t * 83 + c * 29) % 1024).collect())

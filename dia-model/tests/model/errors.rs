@@ -1,34 +1,21 @@
 //! Bad checkpoints give errors naming the file and tensor, never panics.
 
-mod common;
-
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{Flex, fixture};
 use dia_model::{DiaError, DiaModel, ModelOptions};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use dia_test_support::{Tensors, read_tensors, write_tensors};
+use safetensors::Dtype;
+
+use crate::common::{Flex, fixture};
 
 /// A copy of `dia-tiny` in a temp dir whose tensors `edit` may change.
-fn bad_checkpoint(
-    edit: impl FnOnce(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>),
-) -> tempfile::TempDir {
+fn bad_checkpoint(edit: impl FnOnce(&mut Tensors)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let src = fixture("dia-tiny");
     std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
-    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: BTreeMap<_, _> = st
-        .tensors()
-        .into_iter()
-        .map(|(k, v)| (k, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
-        .collect();
+    let mut tensors = read_tensors(&src.join("model.safetensors"));
     edit(&mut tensors);
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(k, (d, s, b))| (k.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    write_tensors(&dir.path().join("model.safetensors"), &tensors);
     dir
 }
 
@@ -65,8 +52,8 @@ fn missing_tensor_names_file_and_key() {
 fn wrong_shape_names_the_tensor_and_both_shapes() {
     let dir = bad_checkpoint(|t| {
         let entry = t.get_mut("encoder.norm.weight").unwrap();
-        entry.1 = vec![24];
-        entry.2.truncate(24 * 4);
+        entry.shape = vec![24];
+        entry.bytes.truncate(24 * 4);
     });
     let msg = load_err(dir.path()).to_string();
     assert!(
@@ -79,7 +66,7 @@ fn wrong_shape_names_the_tensor_and_both_shapes() {
 fn wrong_dtype_is_rejected() {
     let dir = bad_checkpoint(|t| {
         let entry = t.get_mut("encoder.norm.weight").unwrap();
-        entry.0 = Dtype::I32;
+        entry.dtype = Dtype::I32;
     });
     let msg = load_err(dir.path()).to_string();
     assert!(

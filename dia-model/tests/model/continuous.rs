@@ -2,12 +2,11 @@
 //! beside items of other lengths, prompts and sampling parameters, gets exactly the codes of
 //! its solo run; a cancelled item frees its slot without touching the others.
 
-mod common;
-
-use common::batching::{Planned, config, group_logits_diff, request, run, schedule, solo};
-use common::*;
 use dia_model::SamplingSite::{self, Device, Host};
 use dia_model::{ContinuousBatch, DiaBackend, DiaError, DiaModel, EndReason, ModelOptions};
+
+use crate::common::batching::{Planned, config, group_logits_diff, request, run, schedule, solo};
+use crate::common::*;
 
 /// The schedule with every item choosing its tokens at `sampling`.
 fn schedule_at(sampling: SamplingSite) -> Vec<Planned> {

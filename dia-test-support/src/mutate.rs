@@ -1,12 +1,13 @@
 //! Seeded mutations of a file's bytes (bit flips, truncations, splices, forged length fields,
-//! inserted bytes) for the fuzz tests of the readers; shared by the workspace's and dia-infer's
-//! tests.
+//! inserted bytes) for the fuzz tests of the readers: dia-burn's checkpoint loaders and
+//! dia-infer's inputs.
 
 /// SplitMix64: a seeded stream of mutation choices.
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -14,8 +15,9 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A choice in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -53,7 +55,7 @@ pub fn mutate(bytes: &[u8], rng: &mut Rng) -> (Vec<u8>, String) {
             };
             let value = match rng.below(3) {
                 0 => u64::MAX,
-                1 => rng.next() >> rng.below(64),
+                1 => rng.next_u64() >> rng.below(64),
                 _ => len as u64 + rng.below(1 << 20) as u64,
             };
             let end = len.min(at + 8);
