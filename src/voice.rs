@@ -41,7 +41,19 @@ pub fn load_voice<B: DiaBackend>(
     transcript: &str,
     max_tokens: usize,
 ) -> Result<VoicePrompt> {
-    let codes = match source {
+    let codes = voice_codes(model, codec, source, max_tokens)?;
+    voice_from_codes(model, codes, transcript, max_tokens)
+}
+
+/// The codes `source` holds, read or encoded but not yet checked against a request: for a
+/// caller that checks them with its own text ([`load_voice`] checks them alone).
+pub fn voice_codes<B: DiaBackend>(
+    model: &DiaModel<B>,
+    codec: &Dac<B>,
+    source: VoiceSource<'_>,
+    max_tokens: usize,
+) -> Result<Vec<Vec<u32>>> {
+    Ok(match source {
         VoiceSource::Codes(path) => {
             let channels = model.config.decoder.num_channels;
             codes::read_codes(path, channels, codec.config().codebook_size)?
@@ -58,8 +70,7 @@ pub fn load_voice<B: DiaBackend>(
                 ))
             })?
         }
-    };
-    voice_from_codes(model, codes, transcript, max_tokens)
+    })
 }
 
 /// A voice from codes already in hand, checked as [`load_voice`] checks them.

@@ -16,7 +16,7 @@ use dia_burn::dia_model::longform::{PlanOptions, plan};
 use dia_burn::dia_model::{
     DiaBackend, DiaModel, GenerationConfig, GenerationRequest, LongFormRequest, VoicePrompt,
 };
-use dia_burn::voice::{VoiceSource, load_voice};
+use dia_burn::voice::{VoiceSource, voice_codes};
 use dia_burn::{Dia, DiaFiles, JobId, LoadOptions, SpeechEvent, SpeechJob, SpeechScheduler, codes};
 
 use crate::cli::GenerateArgs;
@@ -325,11 +325,10 @@ fn prompt_codes<B: DiaBackend>(
         (None, Some(path)) => VoiceSource::Audio(path),
         (None, None) => return Ok(None),
     };
-    let transcript = job.prompt_transcript.as_deref().unwrap_or_default();
-    let voice = load_voice(model, dac, source, transcript, config.max_tokens)?;
+    let codes = voice_codes(model, dac, source, config.max_tokens)?;
     let request = GenerationRequest {
         text: job.model_text(),
-        audio_prompt: Some(voice.codes),
+        audio_prompt: Some(codes),
     };
     check_request(model, &request, config)?;
     Ok(request.audio_prompt)

@@ -4,17 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::{assert_ok, dia_infer, stderr};
+
 use dia_test_support::{Golden, fixture, golden_json, max_abs_diff, write_prompt_codes};
 use serde_json::Value;
 
 const TINY_HOP: usize = 8;
 
 fn dia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dia-infer"))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
+    dia_infer(args)
 }
 
 /// Runs with the tiny model and codec on `backend`, greedy.
@@ -39,10 +37,6 @@ fn dia_tiny_sampled(backend: &str, extra: &[&str]) -> Output {
     dia(&args)
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn read_codes(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -52,15 +46,6 @@ fn wav_len(path: &Path) -> usize {
     let spec = reader.spec();
     assert_eq!((spec.sample_rate, spec.channels), (44100, 1));
     reader.len() as usize
-}
-
-fn assert_ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        stderr(o)
-    );
 }
 
 /// Golden case 0 spoken on `backend` with `extra` flags: the WAV's length in samples and the

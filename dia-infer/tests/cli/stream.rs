@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use dia_test_support::{fixture, max_abs_diff};
 
+use crate::{assert_ok, dia_infer};
+
 /// The tiny model and codec on flex, sampled with a fixed seed.
 fn args(extra: &[&str]) -> Vec<String> {
     let model = fixture("dia-tiny");
@@ -33,15 +35,7 @@ fn args(extra: &[&str]) -> Vec<String> {
 }
 
 fn dia(extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dia-infer"))
-        .args(args(extra))
-        .output()
-        .unwrap()
-}
-
-fn assert_ok(o: &Output) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    dia_infer(args(extra))
 }
 
 fn wav_f32(path: &Path) -> Vec<f32> {

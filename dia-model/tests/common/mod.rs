@@ -14,6 +14,12 @@ pub use dia_test_support::{Golden, fixture, golden_json, max_abs_diff};
 pub type Flex = burn_flex::Flex;
 pub type NdArray = burn_ndarray::NdArray<f32>;
 
+/// The tiny fixture model on Flex, default options.
+pub fn tiny_flex() -> dia_model::DiaModel<Flex> {
+    let options = dia_model::ModelOptions::default();
+    dia_model::DiaModel::<Flex>::load(&fixture("dia-tiny"), options, &Default::default()).unwrap()
+}
+
 /// Values of a float tensor.
 pub fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap()

@@ -114,12 +114,7 @@ fn a_cancelled_item_frees_its_slot_ndarray() {
 
 #[test]
 fn a_full_batch_and_bad_requests_are_errors() {
-    let model = DiaModel::<Flex>::load(
-        &fixture("dia-tiny"),
-        ModelOptions::default(),
-        &Default::default(),
-    )
-    .unwrap();
+    let model = tiny_flex();
     assert!(ContinuousBatch::new(&model, 0).is_err(), "zero slots");
     let mut batch = ContinuousBatch::new(&model, 1).unwrap();
     let cfg = config(40, 0.0, 3.0, 0);

@@ -50,12 +50,7 @@ fn greedy_codes_match_reference_sampling_on_the_device() {
 /// rounding of this fixture's probabilities tips no draw), and stops mid-interval match.
 #[test]
 fn sampling_on_the_device_matches_the_host_flex() {
-    let model = DiaModel::<Flex>::load(
-        &fixture("dia-tiny"),
-        ModelOptions::default(),
-        &Default::default(),
-    )
-    .unwrap();
+    let model = tiny_flex();
     check_device_stops_like_host(&model, 12);
     let device = check_device_sampling_is_seeded(&model, 5);
     let host: Vec<_> = sampled(&model, 42);
@@ -104,12 +99,7 @@ fn seeded_sampling_is_reproducible_ndarray() {
 /// Sampled codes are the same on 1, 2 and 3 threads: no sum depends on the thread count.
 #[test]
 fn sampled_codes_do_not_depend_on_the_thread_count() {
-    let model = DiaModel::<Flex>::load(
-        &fixture("dia-tiny"),
-        ModelOptions::default(),
-        &Default::default(),
-    )
-    .unwrap();
+    let model = tiny_flex();
     let on = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
