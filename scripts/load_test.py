@@ -4,7 +4,9 @@
 Starts `dia-server` (or uses a running one with --url), then for --seconds keeps --clients
 clients (more than the server's --max-batch) each sending speech requests back to back: greedy
 ones whose bytes must equal a reference response taken first, and seeded sampled ones whose bytes
-must equal their first response of that seed. Counts statuses (a 429 is the server saying it is
+must equal their first response of that seed; every fourth request streams server-sent events,
+and with --drop-every N every Nth request's client hangs up after the first byte (a client that
+vanishes mid-stream). Counts statuses (a 429 is the server saying it is
 full; any 5xx, lost connection, truncated or differing body is a failure), samples the server's
 resident memory every second, and prints a JSON summary; exit code 1 on any failure.
 
@@ -31,8 +33,9 @@ TEXTS = [
 ]
 
 
-def post(url, body, timeout=600):
-    """POSTs JSON to /v1/audio/speech; returns (status, bytes, seconds, seconds to first byte)."""
+def post(url, body, timeout=600, drop=False):
+    """POSTs JSON to /v1/audio/speech; returns (status, bytes, seconds, seconds to first byte).
+    With `drop`, hangs up after the first byte of a 200 and returns its bytes as None."""
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     start = time.monotonic()
@@ -40,6 +43,9 @@ def post(url, body, timeout=600):
     response = conn.getresponse()
     first = response.read(1)
     ttfb = time.monotonic() - start
+    if drop and response.status == 200:
+        conn.close()
+        return response.status, None, time.monotonic() - start, ttfb
     data = first + response.read()  # raises IncompleteRead on a truncated chunked body
     conn.close()
     return response.status, data, time.monotonic() - start, ttfb
@@ -61,6 +67,8 @@ def request(i, max_tokens):
         "response_format": ["wav", "pcm", "flac", "mp3", "opus"][i % 5],
         "max_tokens": max_tokens,
     }
+    if i % 4 == 3:
+        body["stream_format"] = "sse"
     if i % 2 == 0:
         body["temperature"] = 0
         body["seed"] = 0
@@ -76,6 +84,7 @@ def main():
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--max-tokens", type=int, default=120)
+    parser.add_argument("--drop-every", type=int, default=0, help="hang up on every Nth request (0: never)")
     parser.add_argument("server_args", nargs="*")
     args = parser.parse_args()
 
@@ -99,7 +108,7 @@ def main():
 
     lock = threading.Lock()
     reference = {}  # request key -> bytes of its first response
-    stats = {"ok": 0, "busy_429": 0, "failures": [], "latency": [], "ttfb": [], "bytes": 0}
+    stats = {"ok": 0, "dropped": 0, "busy_429": 0, "failures": [], "latency": [], "ttfb": [], "bytes": 0}
     memory = []
     stop = time.monotonic() + args.seconds
 
@@ -108,8 +117,9 @@ def main():
         while time.monotonic() < stop:
             body = request(i, args.max_tokens)
             key = json.dumps(body, sort_keys=True)
+            drop = args.drop_every > 0 and i % args.drop_every == args.drop_every - 1
             try:
-                status, data, seconds, ttfb = post(url, body)
+                status, data, seconds, ttfb = post(url, body, drop=drop)
             except Exception as e:  # lost connection or truncated body
                 with lock:
                     stats["failures"].append(f"{key}: {type(e).__name__}: {e}")
@@ -121,6 +131,10 @@ def main():
                     continue
                 if status != 200:
                     stats["failures"].append(f"{key}: status {status}: {data[:200]!r}")
+                    continue
+                if data is None:
+                    stats["dropped"] += 1
+                    i += args.clients
                     continue
                 want = reference.setdefault(key, data)
                 if data != want:
@@ -159,13 +173,20 @@ def main():
             le = line.split('le="')[1].split('"')[0]
             batch[le] = float(line.split()[-1])
     steps = [int(batch[k]) for k in batch if k != "+Inf"]
+    jobs = {
+        line.split('outcome="')[1].split('"')[0]: int(float(line.split()[-1]))
+        for line in metrics.splitlines()
+        if line.startswith("dia_jobs_total{")
+    }
     per_size = [b - a for a, b in zip([0] + steps, steps)]
     warm = memory[len(memory) // 4:] if memory else []
     summary = {
         "clients": args.clients,
         "seconds": args.seconds,
         "responses_ok": stats["ok"],
+        "responses_dropped": stats["dropped"],
         "responses_429": stats["busy_429"],
+        "jobs_by_outcome": jobs,
         "failures": len(stats["failures"]),
         "failure_examples": stats["failures"][:5],
         "audio_bytes": stats["bytes"],

@@ -116,20 +116,12 @@ impl<B: DiaBackend> Dia<B> {
         self.codec.config().sample_rate
     }
 
-    /// The reference's generation parameters, with the model's frame limit as `max_tokens`.
-    pub fn default_config(&self) -> GenerationConfig {
-        GenerationConfig {
-            max_tokens: self.model.config.decoder.max_position_embeddings,
-            ..GenerationConfig::default()
-        }
-    }
-
     /// `text` to say with the default parameters and no voice.
     pub fn speech(&self, text: impl Into<String>) -> Speech {
         Speech {
             text: text.into(),
             voice: None,
-            config: self.default_config(),
+            config: GenerationConfig::default(),
         }
     }
 
@@ -194,24 +186,23 @@ impl<B: DiaBackend> Dia<B> {
     /// The voice an audio file (wav, mp3, flac, ogg) or codes JSON file (`*.json`) holds, with
     /// its transcript, checked to leave the model room to speak.
     pub fn voice_from_file(&self, path: &Path, transcript: &str) -> Result<VoicePrompt> {
-        let max_tokens = self.default_config().max_tokens;
         load_voice(
             &self.model,
             &self.codec,
             VoiceSource::of_file(path),
             transcript,
-            max_tokens,
+            self.max_tokens(),
         )
     }
 
     /// The voice `codes` `[frames][channels]` hold, with their transcript, checked likewise.
     pub fn voice_from_codes(&self, codes: Vec<Vec<u32>>, transcript: &str) -> Result<VoicePrompt> {
-        voice_from_codes(
-            &self.model,
-            codes,
-            transcript,
-            self.default_config().max_tokens,
-        )
+        voice_from_codes(&self.model, codes, transcript, self.max_tokens())
+    }
+
+    /// The model's frame limit, which a voice must leave room under.
+    fn max_tokens(&self) -> usize {
+        GenerationConfig::default().max_tokens_for(&self.model.config)
     }
 
     /// Codes `[frames][channels]` of mono `samples` at [`Dia::sample_rate`].
@@ -221,11 +212,6 @@ impl<B: DiaBackend> Dia<B> {
 
     /// Samples of codes `[frames][channels]`, decoded window by window (bounded memory).
     pub fn decode(&self, codes: &[Vec<u32>]) -> Result<Vec<f32>> {
-        let mut stream = self
-            .codec
-            .streaming_decoder(dia_dac::StreamWindows::default())?;
-        let mut samples = stream.push(codes)?;
-        samples.extend(stream.finish()?);
-        Ok(samples)
+        Ok(self.codec.decode_frames(codes)?)
     }
 }

@@ -113,7 +113,7 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
         let text_len = self.model.config.encoder.max_position_embeddings;
         let run = ScriptRun::new(&job.script, &self.options, text_len);
         let first = run
-            .next_request(&job.config, &self.options, text_len)
+            .next_request(&job.config, &self.options, &self.model.config)
             .ok_or_else(|| DiaError::InvalidInput("the script has nothing to say".into()))?;
         dia_model::generation::check_request(self.model, &first.request, &first.config)?;
         let decoder = match job.stream {
@@ -193,14 +193,14 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
     /// Joins the next pass of waiting jobs while there is room; a pass refused at its start
     /// fails its job.
     fn admit(&mut self, on_event: &mut impl FnMut(SpeechEvent<'_>)) {
-        let text_len = self.model.config.encoder.max_position_embeddings;
         while self.batch.has_room()
             && let Some(job) = self.waiting.pop_front()
         {
             let state = self.jobs.get_mut(&job).expect("a waiting job exists");
-            let Some(pass) = state
-                .run
-                .next_request(&state.config, &self.options, text_len)
+            let Some(pass) =
+                state
+                    .run
+                    .next_request(&state.config, &self.options, &self.model.config)
             else {
                 // Nothing left to say (not reached: a job leaves when its last pass ends).
                 let state = self.jobs.remove(&job).expect("the job exists");

@@ -86,7 +86,7 @@ pub fn voice_from_codes<B: DiaBackend>(
         audio_prompt: Some(codes),
     };
     let config = GenerationConfig {
-        max_tokens,
+        max_tokens: Some(max_tokens),
         ..GenerationConfig::default()
     };
     check_request(model, &request, &config)?;

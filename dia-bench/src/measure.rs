@@ -281,7 +281,7 @@ fn max_tokens<B: Backend>(model: &DiaModel<B>) -> usize {
 /// What every timed generation speaks: [`TEXT`] with the reference's sampling settings.
 fn bench_generation<B: DiaBackend>(model: &DiaModel<B>) -> (GenerationConfig, GenerationRequest) {
     let config = GenerationConfig {
-        max_tokens: max_tokens(model),
+        max_tokens: Some(max_tokens(model)),
         ..GenerationConfig::default()
     };
     let request = GenerationRequest {

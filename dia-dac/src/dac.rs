@@ -70,10 +70,14 @@ impl<B: DacBackend> Dac<B> {
         Ok(self.quantizer.latent_from_codes(codes))
     }
 
-    /// Codes `[batch, n ≤ n_codebooks, frames]` → waveform `[batch, 1, frames · hop]` in one pass.
+    /// Codes `[batch, n ≤ n_codebooks, frames]` → waveform `[batch, 1, frames · hop]` in one
+    /// pass: the reference's forward, whose activations grow with the length. For audio of any
+    /// length, [`Self::decode_frames`].
     pub fn decode(&self, codes: Tensor<B, 3, Int>) -> Result<Tensor<B, 3>, DacError> {
         self.check_codes(&codes)?;
-        Ok(self.decode_unchecked(codes))
+        Ok(self
+            .decoder
+            .forward(self.quantizer.latent_from_codes(codes)))
     }
 
     /// Waveform `[batch, 1, samples]` → codes `[batch, n_codebooks, ceil(samples / hop)]` and the
@@ -150,17 +154,6 @@ impl<B: DacBackend> Dac<B> {
             return Err(self.out_of_range(flat[at], 0, at % n, at / n));
         }
         Ok(flat)
-    }
-
-    /// Time-major frames → mono samples, decoded in one pass.
-    pub fn decode_frames(&self, frames: &[impl AsRef<[u32]>]) -> Result<Vec<f32>, DacError> {
-        audio_to_vec(self.decode_unchecked(self.frames_to_codes(frames)?))
-    }
-
-    /// The decoder applied to codes already checked by [`Self::check_codes`].
-    pub(crate) fn decode_unchecked(&self, codes: Tensor<B, 3, Int>) -> Tensor<B, 3> {
-        self.decoder
-            .forward(self.quantizer.latent_from_codes(codes))
     }
 
     pub(crate) fn decoder(&self) -> &Decoder<B> {

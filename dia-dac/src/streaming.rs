@@ -31,6 +31,15 @@ impl Default for StreamWindows {
     }
 }
 
+impl StreamWindows {
+    /// For frames already in hand ([`Dac::decode_frames`]): 128-frame steps from the first, so
+    /// the decoder's activations span at most about two steps.
+    pub const WHOLE: Self = Self {
+        first: 128,
+        max: 128,
+    };
+}
+
 /// A stream being decoded; see the module docs.
 pub struct StreamingDecoder<'a, B: Backend> {
     dac: &'a Dac<B>,
@@ -80,6 +89,23 @@ impl<B: DacBackend> Dac<B> {
             window: windows.first,
             max_window: windows.max,
         })
+    }
+
+    /// Time-major frames → mono samples: the decode for applications. Its memory is bounded
+    /// whatever the length: the frames go through the decoder [`StreamWindows::WHOLE`]'s steps
+    /// (as a [`StreamingDecoder`] takes them), each once, and the samples equal
+    /// [`Self::decode`]'s up to float rounding.
+    pub fn decode_frames(&self, frames: &[impl AsRef<[u32]>]) -> Result<Vec<f32>, DacError> {
+        // Checked whole first, so an error names the frame's index in `frames`.
+        self.check_frames(frames)?;
+        let window = StreamWindows::WHOLE.max;
+        let mut stream = self.streaming_decoder(StreamWindows::WHOLE)?;
+        let mut samples = Vec::with_capacity(frames.len() * self.config().hop_length());
+        for chunk in frames.chunks(window) {
+            samples.extend(stream.push(chunk)?);
+        }
+        samples.extend(stream.finish()?);
+        Ok(samples)
     }
 
     /// Frames past a frame that its first sample depends on (9 for the 44.1 kHz codec, one

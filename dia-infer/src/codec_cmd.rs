@@ -11,7 +11,6 @@ use dia_burn::{audio, codes, hub};
 use crate::cli::{DecodeArgs, EncodeArgs};
 use crate::files;
 use crate::sink;
-use crate::speak::DECODE_WINDOW_FRAMES;
 
 /// Audio file → codes JSON.
 pub fn encode(args: &EncodeArgs) -> Result<()> {
@@ -65,12 +64,8 @@ impl OnDevice for Decode<'_> {
         let frames = codes::read_codes(&args.codes, config.n_codebooks, config.codebook_size)?;
         // Window by window into the output: memory stays bounded however long the codes.
         let mut out = sink::AudioSink::open(&args.output, config.sample_rate, args.wav_format)?;
-        let windows = StreamWindows {
-            first: DECODE_WINDOW_FRAMES,
-            max: DECODE_WINDOW_FRAMES,
-        };
-        let mut stream = dac.streaming_decoder(windows)?;
-        for piece in frames.chunks(DECODE_WINDOW_FRAMES) {
+        let mut stream = dac.streaming_decoder(StreamWindows::WHOLE)?;
+        for piece in frames.chunks(StreamWindows::WHOLE.max) {
             out.write(&stream.push(piece)?)?;
         }
         out.write(&stream.finish()?)?;

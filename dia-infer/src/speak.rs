@@ -26,9 +26,6 @@ use crate::jobs::Job;
 use crate::progress::Progress;
 use crate::sink::{self, AudioSink};
 
-/// Frames the codec decodes at a time: bounds memory on long outputs.
-pub const DECODE_WINDOW_FRAMES: usize = 256;
-
 /// Checks every job's inputs and outputs, finds the model and codec files (on the hub, through
 /// its cache), checks the outputs against them too, then generates on the chosen backend.
 pub fn run(args: &GenerateArgs) -> Result<()> {
@@ -91,7 +88,7 @@ impl OnDevice for Speak<'_> {
         let options = self.options.model_options(dtype);
         let dia = Dia::<B>::load_files(&self.files, options, &device)?;
         let (model, dac) = (dia.model(), dia.codec());
-        let config = generation_config(args, &dia);
+        let config = generation_config(args);
         // Every job's prompt is read and checked before the first job runs.
         let prompts = self
             .jobs
@@ -118,9 +115,9 @@ impl OnDevice for Speak<'_> {
 }
 
 /// The generation parameters of the command line (`--max-tokens` defaults to the model's limit).
-fn generation_config<B: DiaBackend>(args: &GenerateArgs, dia: &Dia<B>) -> GenerationConfig {
+fn generation_config(args: &GenerateArgs) -> GenerationConfig {
     GenerationConfig {
-        max_tokens: args.max_tokens.unwrap_or(dia.default_config().max_tokens),
+        max_tokens: args.max_tokens,
         cfg_scale: args.cfg_scale,
         temperature: args.temperature,
         top_p: args.top_p,
@@ -273,9 +270,7 @@ impl<B: DiaBackend> Writer<'_, '_, B> {
         let samples = if codes.is_empty() {
             Vec::new()
         } else {
-            let codes = self.dac.frames_to_codes(codes)?;
-            let audio = self.dac.decode_chunked(codes, DECODE_WINDOW_FRAMES)?;
-            dia_burn::dia_dac::audio_to_vec(audio)?
+            self.dac.decode_frames(codes)?
         };
         let rate = self.dac.config().sample_rate;
         sink::write_all(&job.output, &samples, rate, self.args.wav_format)?;
@@ -325,7 +320,7 @@ fn prompt_codes<B: DiaBackend>(
         (None, Some(path)) => VoiceSource::Audio(path),
         (None, None) => return Ok(None),
     };
-    let codes = voice_codes(model, dac, source, config.max_tokens)?;
+    let codes = voice_codes(model, dac, source, config.max_tokens_for(&model.config))?;
     let request = GenerationRequest {
         text: job.model_text(),
         audio_prompt: Some(codes),

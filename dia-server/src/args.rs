@@ -29,6 +29,19 @@ pub struct ServeArgs {
     /// Seconds a request may take from arrival to its last sample; past that it is cut.
     #[arg(long, default_value_t = 600.0)]
     pub request_timeout: f64,
+    /// Seconds a connection may take to send a request's head, counted from when the server
+    /// waits for it: a new connection's first request or a kept-alive one's next (so it is also
+    /// the keep-alive idle timeout). Past it the connection is closed.
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Connections open at once; past it, new ones wait in the listen queue until one closes.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Seconds of audio a response may fall behind the decoder (generated, not yet taken by the
+    /// client) before the request is cut: what a client that stops reading costs is bounded
+    /// (about 176 KB per second at 44.1 kHz), and the decode loop never waits on it.
+    #[arg(long, default_value_t = 30.0)]
+    pub client_lag: f64,
     /// Seconds in-flight requests get to finish after Ctrl-C or SIGTERM before they are cut.
     #[arg(long, default_value_t = 30.0)]
     pub shutdown_grace: f64,
@@ -58,11 +71,18 @@ impl ServeArgs {
 
     /// Checks the options that clap cannot.
     pub fn check(&self) -> anyhow::Result<()> {
-        if self.max_batch == 0 {
-            anyhow::bail!("--max-batch must be at least 1");
+        if self.max_batch == 0 || self.max_connections == 0 {
+            anyhow::bail!("--max-batch and --max-connections must be at least 1");
+        }
+        if !(self.header_timeout.is_finite() && self.header_timeout > 0.0) {
+            anyhow::bail!(
+                "--header-timeout must be a positive number of seconds, not {}",
+                self.header_timeout
+            );
         }
         for (name, v) in [
             ("--request-timeout", self.request_timeout),
+            ("--client-lag", self.client_lag),
             ("--shutdown-grace", self.shutdown_grace),
         ] {
             if !(v.is_finite() && v >= 0.0) {

@@ -13,14 +13,24 @@ use dia_burn::{JobId, SpeechEvent, SpeechScheduler};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::Outcome;
-use crate::shared::{JobEvent, Phase, Shared, Slot, Submission};
+use crate::shared::{Backlog, JobEvent, Phase, Shared, Slot, Submission};
 
 /// How long an idle loop waits for a request before looking at the shutdown phase again.
 const IDLE_POLL: Duration = Duration::from_millis(50);
 
+/// What the loop allows a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// From arrival to the last sample.
+    pub timeout: Duration,
+    /// Seconds of audio sent and not yet taken by the response before it is cut.
+    pub client_lag: f64,
+}
+
 /// A request in the batch or its queue.
 struct Client {
     events: UnboundedSender<JobEvent>,
+    backlog: Backlog,
     arrived: Instant,
     deadline: Instant,
     heard: bool,
@@ -42,24 +52,28 @@ pub struct Engine<'a, B: DiaBackend> {
     scheduler: SpeechScheduler<'a, B>,
     clients: HashMap<JobId, Client>,
     shared: Arc<Shared>,
-    timeout: Duration,
+    limits: RequestLimits,
+    /// `limits.client_lag` in samples.
+    max_backlog: usize,
 }
 
 impl<'a, B: DiaBackend> Engine<'a, B> {
-    /// A loop over `model` and `dac` with `max_batch` slots; requests time out after `timeout`.
+    /// A loop over `model` and `dac` with `max_batch` slots, holding requests to `limits`.
     pub fn new(
         model: &'a DiaModel<B>,
         dac: &'a Dac<B>,
         max_batch: usize,
-        timeout: Duration,
+        limits: RequestLimits,
         shared: Arc<Shared>,
     ) -> anyhow::Result<Self> {
         let scheduler = SpeechScheduler::new(model, dac, max_batch, LongFormOptions::default())?;
+        let max_backlog = (limits.client_lag * f64::from(dac.config().sample_rate)) as usize;
         Ok(Self {
             scheduler,
             clients: HashMap::new(),
             shared,
-            timeout,
+            limits,
+            max_backlog,
         })
     }
 
@@ -97,6 +111,7 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
         let Submission {
             job,
             events,
+            backlog,
             reply,
             arrived,
             slot,
@@ -105,8 +120,9 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
             Ok(id) => {
                 let client = Client {
                     events,
+                    backlog,
                     arrived,
-                    deadline: arrived + self.timeout,
+                    deadline: arrived + self.limits.timeout,
                     heard: false,
                     _slot: slot,
                 };
@@ -120,8 +136,8 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
         }
     }
 
-    /// Cuts the requests whose client went away, whose time is up, or all when the server
-    /// is cutting; their slots go to the next requests.
+    /// Cuts the requests whose client went away or fell too far behind, whose time is up, or
+    /// all when the server is cutting; their slots go to the next requests.
     fn drop_gone(&mut self) {
         let cutting = self.shared.phase() == Phase::Cutting;
         let now = Instant::now();
@@ -131,6 +147,8 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
             .filter_map(|(&id, c)| {
                 let outcome = if c.events.is_closed() {
                     Outcome::Disconnected
+                } else if c.backlog.samples() > self.max_backlog {
+                    Outcome::SlowClient
                 } else if cutting {
                     Outcome::Shutdown
                 } else if now >= c.deadline {
@@ -147,7 +165,11 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
             let message = match outcome {
                 Outcome::TimedOut => format!(
                     "the request took longer than the server's limit of {:.0} s",
-                    self.timeout.as_secs_f64()
+                    self.limits.timeout.as_secs_f64()
+                ),
+                Outcome::SlowClient => format!(
+                    "the client fell more than {} s of audio behind",
+                    self.limits.client_lag
                 ),
                 _ => "the server is shutting down".to_string(),
             };
@@ -193,6 +215,7 @@ fn route(
                     client.heard = true;
                     metrics.first_audio(client.arrived.elapsed());
                 }
+                client.backlog.sent(samples.len());
                 let _ = client.events.send(JobEvent::Audio(samples.to_vec()));
             }
         }
@@ -211,5 +234,111 @@ fn route(
                 client.end(JobEvent::Failed(error.to_string()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use dia_burn::SpeechJob;
+    use dia_burn::dia_model::{GenerationConfig, LongFormRequest, ModelOptions};
+    use dia_test_support::fixture;
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+
+    type B = burn_flex::Flex;
+
+    /// A streamed request for `text` with its backlog, and the receiver its response reads.
+    fn submission(
+        shared: &Arc<Shared>,
+        text: &str,
+    ) -> (Submission, mpsc::UnboundedReceiver<JobEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let job = SpeechJob {
+            script: LongFormRequest {
+                script: text.into(),
+                voice: None,
+            },
+            config: GenerationConfig {
+                max_tokens: Some(120),
+                seed: 5,
+                ..GenerationConfig::default()
+            },
+            stream: true,
+        };
+        let submission = Submission {
+            job,
+            events,
+            backlog: Backlog::default(),
+            reply: oneshot::channel().0,
+            arrived: Instant::now(),
+            slot: shared.reserve().expect("a free slot"),
+        };
+        (submission, receiver)
+    }
+
+    /// A response that takes nothing is cut once more than `client_lag` of audio waits for it,
+    /// and its slot freed, while one that reads beside it runs to its end.
+    #[test]
+    fn a_response_that_stops_taking_audio_is_cut_and_the_other_finishes() {
+        let device = Default::default();
+        let model = DiaModel::<B>::load(&fixture("dia-tiny"), ModelOptions::default(), &device)
+            .expect("tiny model");
+        let dac = Dac::<B>::load(fixture("dac-tiny/weights.safetensors"), &device).expect("codec");
+        let shared = Arc::new(Shared::new("tiny".into(), 2, 0));
+        let rate = f64::from(dac.config().sample_rate);
+        let limits = RequestLimits {
+            timeout: Duration::from_secs(600),
+            client_lag: 64.0 / rate,
+        };
+        let mut engine = Engine::new(&model, &dac, 2, limits, shared.clone()).expect("engine");
+        let text = "[S1] A script of several lines. [S2] It runs for a while. ".repeat(2);
+        let (stalled, mut stalled_events) = submission(&shared, &text);
+        let (reading, mut reading_events) = submission(&shared, &text);
+        let reading_backlog = reading.backlog.clone();
+        engine.submit(stalled);
+        engine.submit(reading);
+        let mut read = Vec::new();
+        for _ in 0..10_000 {
+            engine.drop_gone();
+            if engine.scheduler.is_idle() {
+                break;
+            }
+            engine.step();
+            // The reading response takes everything at once, as a body that keeps up.
+            while let Ok(event) = reading_events.try_recv() {
+                if let JobEvent::Audio(samples) = &event {
+                    reading_backlog.taken(samples.len());
+                }
+                read.push(event);
+            }
+        }
+        assert!(engine.scheduler.is_idle(), "both requests ended");
+        let mut last = None;
+        while let Ok(event) = stalled_events.try_recv() {
+            last = Some(event);
+        }
+        match last {
+            Some(JobEvent::Failed(message)) => assert!(message.contains("behind"), "{message}"),
+            other => panic!("the stalled request was not cut: {other:?}"),
+        }
+        assert!(
+            matches!(read.last(), Some(JobEvent::Done { frames }) if *frames > 0),
+            "the reading request ran to its end: {:?}",
+            read.last()
+        );
+        let metrics = shared.metrics.render();
+        assert!(
+            metrics.contains("dia_jobs_total{outcome=\"slow_client\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("dia_jobs_total{outcome=\"done\"} 1"),
+            "{metrics}"
+        );
+        let (first, second) = (shared.reserve(), shared.reserve());
+        assert!(first.is_some() && second.is_some(), "both slots are free");
     }
 }

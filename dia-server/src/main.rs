@@ -4,6 +4,7 @@ mod args;
 mod engine;
 mod error;
 mod format;
+mod listen;
 mod metrics;
 mod request;
 mod routes;

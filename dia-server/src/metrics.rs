@@ -72,6 +72,8 @@ pub enum Outcome {
     /// The client went away.
     Disconnected,
     TimedOut,
+    /// The client stopped reading: more than `--client-lag` seconds of audio waited for it.
+    SlowClient,
     /// Cut by the server's shutdown.
     Shutdown,
 }
@@ -83,6 +85,7 @@ impl Outcome {
             Self::Failed => "failed",
             Self::Disconnected => "disconnected",
             Self::TimedOut => "timed_out",
+            Self::SlowClient => "slow_client",
             Self::Shutdown => "shutdown",
         }
     }

@@ -13,7 +13,8 @@ use dia_burn::dia_model::DiaBackend;
 use dia_burn::{Dia, DiaFiles, LoadOptions};
 
 use crate::args::ServeArgs;
-use crate::engine::Engine;
+use crate::engine::{Engine, RequestLimits};
+use crate::listen::{self, Limits};
 use crate::routes::router;
 use crate::shared::{Phase, Ready, Shared, Submission};
 use crate::voices::Voices;
@@ -43,7 +44,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let http = runtime.spawn(serve_http(listener, shared.clone(), args.shutdown_grace));
+    let limits = Limits {
+        header_timeout: Duration::from_secs_f64(args.header_timeout),
+        max_connections: args.max_connections,
+    };
+    let http = runtime.spawn(serve_http(
+        listener,
+        shared.clone(),
+        args.shutdown_grace,
+        limits,
+    ));
     // Tests and scripts read the address from this line.
     println!("dia-server listening on http://{address}");
     let decode = Decode {
@@ -71,26 +81,26 @@ async fn serve_http(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
     grace: f64,
+    limits: Limits,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let app = router(shared.clone());
     let stopping = shared.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = signal() => {
-                    tracing::info!("stopping: in-flight requests get {grace} s to finish");
-                    stopping.enter(Phase::Draining);
-                    let cut = stopping.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs_f64(grace)).await;
-                        cut.enter(Phase::Cutting);
-                    });
-                }
-                _ = stopping.stop.notified() => {}
+    let stop = async move {
+        tokio::select! {
+            _ = signal() => {
+                tracing::info!("stopping: in-flight requests get {grace} s to finish");
+                stopping.enter(Phase::Draining);
+                let cut = stopping.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs_f64(grace)).await;
+                    cut.enter(Phase::Cutting);
+                });
             }
-        })
-        .await?;
+            _ = stopping.stop.notified() => {}
+        }
+    };
+    listen::serve(listener, app, limits, stop).await;
     Ok(())
 }
 
@@ -144,11 +154,13 @@ impl OnDevice for Decode<'_> {
             Some(dir) => Voices::load(dir, &dia)?,
             None => Voices::default(),
         };
-        let timeout = Duration::from_secs_f64(args.request_timeout);
-        let engine = Engine::new(model, dac, args.max_batch, timeout, self.shared.clone())?;
+        let limits = RequestLimits {
+            timeout: Duration::from_secs_f64(args.request_timeout),
+            client_lag: args.client_lag,
+        };
+        let engine = Engine::new(model, dac, args.max_batch, limits, self.shared.clone())?;
         let ready = Ready {
             voices,
-            max_tokens: model.config.decoder.max_position_embeddings,
             sample_rate: dac.config().sample_rate,
         };
         let _ = self.shared.ready.set(ready);

@@ -23,10 +23,33 @@ pub enum JobEvent {
     Failed(String),
 }
 
+/// Samples the decode loop has sent a request and its response has not taken yet: the loop
+/// never waits on a client, so a client that stops reading shows here, and is cut past
+/// `--client-lag` seconds of audio.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    /// The loop sent `samples` more.
+    pub fn sent(&self, samples: usize) {
+        self.0.fetch_add(samples, Ordering::AcqRel);
+    }
+
+    /// The response took `samples` on (to encode and write).
+    pub fn taken(&self, samples: usize) {
+        self.0.fetch_sub(samples, Ordering::AcqRel);
+    }
+
+    pub fn samples(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// A request handed to the decode loop.
 pub struct Submission {
     pub job: SpeechJob,
     pub events: mpsc::UnboundedSender<JobEvent>,
+    pub backlog: Backlog,
     /// Whether the loop took the job (`Err`: why the job cannot be spoken).
     pub reply: oneshot::Sender<Result<(), String>>,
     pub arrived: Instant,
@@ -37,8 +60,6 @@ pub struct Submission {
 #[derive(Debug)]
 pub struct Ready {
     pub voices: Voices,
-    /// The model's decoder limit (the default `max_tokens`).
-    pub max_tokens: usize,
     /// The codec's sample rate.
     pub sample_rate: u32,
 }

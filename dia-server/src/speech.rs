@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::ApiError;
 use crate::format::AudioEncoder;
 use crate::request::{Sampling, SpeechRequest};
-use crate::shared::{JobEvent, Ready, Shared, Submission};
+use crate::shared::{Backlog, JobEvent, Ready, Shared, Submission};
 
 /// Seconds a client told "busy" (429) is asked to wait.
 const RETRY_AFTER_SECONDS: u64 = 2;
@@ -33,7 +33,7 @@ pub async fn speech(
     let ready = ready(&shared)?;
     let request = SpeechRequest::parse(&body)?;
     let voice = ready.voices.resolve(request.voice.as_deref())?;
-    let config = generation_config(&request.sampling, ready);
+    let config = generation_config(&request.sampling);
     let encoder = request
         .format
         .encoder(ready.sample_rate)
@@ -47,6 +47,7 @@ pub async fn speech(
         .code("queue_full")
     })?;
     let (events, receiver) = mpsc::unbounded_channel();
+    let backlog = Backlog::default();
     let (reply, accepted) = oneshot::channel();
     let job = SpeechJob {
         script: LongFormRequest {
@@ -59,6 +60,7 @@ pub async fn speech(
     let submission = Submission {
         job,
         events,
+        backlog: backlog.clone(),
         reply,
         arrived,
         slot,
@@ -70,10 +72,11 @@ pub async fn speech(
         Err(_) => return Err(unavailable()),
     }
     let usage_in = request.input.len();
+    let events = Events { receiver, backlog };
     let response = if request.sse {
-        sse_response(receiver, encoder, usage_in)
+        sse_response(events, encoder, usage_in)
     } else {
-        audio_response(receiver, encoder, request.format.content_type())
+        audio_response(events, encoder, request.format.content_type())
     };
     Ok(with_seed(response, config.seed))
 }
@@ -114,10 +117,10 @@ fn refused(message: String) -> ApiError {
 
 /// The request's generation parameters over Dia's defaults; a random seed when none is
 /// given (sent back in `x-dia-seed`, so any response can be reproduced).
-fn generation_config(sampling: &Sampling, ready: &Ready) -> GenerationConfig {
+fn generation_config(sampling: &Sampling) -> GenerationConfig {
     let defaults = GenerationConfig::default();
     GenerationConfig {
-        max_tokens: sampling.max_tokens.unwrap_or(ready.max_tokens),
+        max_tokens: sampling.max_tokens,
         cfg_scale: sampling.cfg_scale.unwrap_or(defaults.cfg_scale),
         temperature: sampling.temperature.unwrap_or(defaults.temperature),
         top_p: sampling.top_p.unwrap_or(defaults.top_p),
@@ -144,15 +147,23 @@ enum Piece {
     Failed(String),
 }
 
-/// The request's events as encoded pieces, ending after `End` or `Failed`.
-fn pieces(
+/// What a response hears from the decode loop, and how far behind it is.
+struct Events {
     receiver: mpsc::UnboundedReceiver<JobEvent>,
-    encoder: Box<dyn AudioEncoder>,
-) -> impl Stream<Item = Piece> {
-    stream::unfold(Some((receiver, encoder)), |state| async move {
-        let (mut receiver, mut encoder) = state?;
+    backlog: Backlog,
+}
+
+/// The request's events as encoded pieces, ending after `End` or `Failed`. The body asks for
+/// the next piece once the last is written, so a client that stops reading leaves its audio
+/// in the backlog, where the decode loop sees it.
+fn pieces(events: Events, encoder: Box<dyn AudioEncoder>) -> impl Stream<Item = Piece> {
+    stream::unfold(Some((events, encoder)), |state| async move {
+        let (mut events, mut encoder) = state?;
         loop {
-            let event = receiver.recv().await;
+            let event = events.receiver.recv().await;
+            if let Some(JobEvent::Audio(samples)) = &event {
+                events.backlog.taken(samples.len());
+            }
             let piece = match event {
                 Some(JobEvent::Audio(samples)) => match encoder.push(&samples) {
                     Ok(bytes) if bytes.is_empty() => continue,
@@ -169,7 +180,7 @@ fn pieces(
                 Some(JobEvent::Failed(message)) => Piece::Failed(message),
                 None => Piece::Failed("the decode loop ended".into()),
             };
-            let next = matches!(piece, Piece::Audio(_)).then_some((receiver, encoder));
+            let next = matches!(piece, Piece::Audio(_)).then_some((events, encoder));
             return Some((piece, next));
         }
     })
@@ -178,12 +189,12 @@ fn pieces(
 /// The encoded audio as a chunked body; a request cut midway ends the body with an error,
 /// so the client sees a truncated transfer, never a short file that looks whole.
 fn audio_response(
-    receiver: mpsc::UnboundedReceiver<JobEvent>,
+    events: Events,
     encoder: Box<dyn AudioEncoder>,
     content_type: &'static str,
 ) -> Response {
     use futures_util::StreamExt;
-    let body = pieces(receiver, encoder).map(|piece| match piece {
+    let body = pieces(events, encoder).map(|piece| match piece {
         Piece::Audio(bytes) | Piece::End(bytes, _) => Ok(Bytes::from(bytes)),
         Piece::Failed(message) => Err(std::io::Error::other(message)),
     });
@@ -197,13 +208,9 @@ fn audio_response(
 /// Server-sent events: `speech.audio.delta` with base64 audio, then `speech.audio.done` with
 /// the usage (input: UTF-8 bytes, Dia's text tokens; output: audio frames); a failure is an
 /// `error` event.
-fn sse_response(
-    receiver: mpsc::UnboundedReceiver<JobEvent>,
-    encoder: Box<dyn AudioEncoder>,
-    input_tokens: usize,
-) -> Response {
+fn sse_response(events: Events, encoder: Box<dyn AudioEncoder>, input_tokens: usize) -> Response {
     use futures_util::StreamExt;
-    let body = pieces(receiver, encoder).map(move |piece| {
+    let body = pieces(events, encoder).map(move |piece| {
         let events = match piece {
             Piece::Audio(bytes) => delta(&bytes),
             Piece::End(bytes, frames) => {

@@ -1,7 +1,6 @@
 //! Integration tests of dia-dac against the reference fixtures in `assets/fixtures/` (one test
 //! binary, so the Burn backends are linked once; `--features wgpu` adds the wgpu tests).
 
-mod chunked;
 mod common;
 mod errors;
 mod helpers;
@@ -10,3 +9,4 @@ mod parity;
 mod streaming;
 #[cfg(feature = "wgpu")]
 mod wgpu;
+mod windowed;

@@ -113,17 +113,13 @@ impl<'m, B: DiaBackend> Decoding<'m, B> {
         let texts: Vec<Vec<u32>> = encoded.iter().map(|e| e.tokens.clone()).collect();
         let batch = TextBatch::<B>::new(&texts, &model.device());
         let enc = model.encode(&batch);
-        let state =
-            model
-                .decoder
-                .init_state(enc, batch.padding.clone(), config.max_tokens, recycled);
+        let max_tokens = config.max_tokens_for(cfg);
+        let state = model
+            .decoder
+            .init_state(enc, batch.padding.clone(), max_tokens, recycled);
         let prompts: Vec<_> = requests.iter().map(|r| r.audio_prompt.as_deref()).collect();
-        let (tokens, prefill) = DelayedTokens::with_prompts(
-            &prompts,
-            &cfg.delay_pattern,
-            cfg.bos_token_id,
-            config.max_tokens,
-        );
+        let (tokens, prefill) =
+            DelayedTokens::with_prompts(&prompts, &cfg.delay_pattern, cfg.bos_token_id, max_tokens);
         let items = prefill
             .iter()
             .zip(&encoded)

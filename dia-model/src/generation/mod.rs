@@ -20,6 +20,7 @@ pub use self::delay::DelayedTokens;
 pub use self::sampling::{Sampler, SamplerParams, SpecialIds};
 pub use self::tokens::TokenChooser;
 use crate::backend::DiaBackend;
+use crate::config::DiaConfig;
 use crate::error::Result;
 use crate::model::DiaModel;
 
@@ -30,8 +31,9 @@ pub const HOST_READ_SPAN: &str = "host_read";
 /// Generation parameters; the defaults are the reference's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GenerationConfig {
-    /// Absolute decoder frames, BOS and audio prompt included.
-    pub max_tokens: usize,
+    /// Absolute decoder frames, BOS and audio prompt included; `None` is the model's limit
+    /// (`decoder.max_position_embeddings`, 3072 for Dia-1.6B).
+    pub max_tokens: Option<usize>,
     pub cfg_scale: f32,
     /// 0 decodes greedily.
     pub temperature: f32,
@@ -127,10 +129,18 @@ impl SamplingSite {
     }
 }
 
+impl GenerationConfig {
+    /// The frame budget on a model of config `cfg`: `max_tokens`, else the model's limit.
+    pub fn max_tokens_for(&self, cfg: &DiaConfig) -> usize {
+        self.max_tokens
+            .unwrap_or(cfg.decoder.max_position_embeddings)
+    }
+}
+
 impl Default for GenerationConfig {
     fn default() -> Self {
         Self {
-            max_tokens: 3072,
+            max_tokens: None,
             cfg_scale: 3.0,
             temperature: 1.2,
             top_p: 0.95,
@@ -203,7 +213,7 @@ pub fn generate<B: DiaBackend>(
     while let Some(step) = decoding.step()? {
         let event = StepEvent {
             frame: step.frame,
-            max_frames: config.max_tokens,
+            max_frames: config.max_tokens_for(&model.config),
             codes: &step.codes,
         };
         if on_step(&event).is_break() {

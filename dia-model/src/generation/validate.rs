@@ -63,16 +63,15 @@ pub fn check_sampling(sampling: super::SamplingSite) -> Result<()> {
 
 fn check_config(cfg: &DiaConfig, config: &GenerationConfig) -> Result<()> {
     let limit = cfg.decoder.max_position_embeddings;
-    if config.max_tokens > limit {
+    let max_tokens = config.max_tokens_for(cfg);
+    if max_tokens > limit {
         return invalid(format!(
-            "max_tokens {} is over the model's limit of {limit} decoder positions",
-            config.max_tokens
+            "max_tokens {max_tokens} is over the model's limit of {limit} decoder positions"
         ));
     }
-    if config.max_tokens <= cfg.max_delay() + 1 {
+    if max_tokens <= cfg.max_delay() + 1 {
         return invalid(format!(
-            "max_tokens {} leaves no frame to generate (it must exceed {})",
-            config.max_tokens,
+            "max_tokens {max_tokens} leaves no frame to generate (it must exceed {})",
             cfg.max_delay() + 1
         ));
     }
@@ -121,13 +120,13 @@ fn check_prompt(
             max_code - 1
         ));
     }
-    if prompt.len() + cfg.max_delay() + 1 >= config.max_tokens {
+    let max_tokens = config.max_tokens_for(cfg);
+    if prompt.len() + cfg.max_delay() + 1 >= max_tokens {
         return invalid(format!(
             "audio prompt {i} has {} frames: with the delay of {} it leaves no room under \
-             max_tokens {}",
+             max_tokens {max_tokens}",
             prompt.len(),
             cfg.max_delay(),
-            config.max_tokens
         ));
     }
     Ok(())

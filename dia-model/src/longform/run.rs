@@ -7,6 +7,7 @@ use super::context::{VoiceMemory, VoicePrompt};
 use super::plan::{Pass, plan, text_tokens};
 use super::script::turns;
 use super::{LongFormOptions, LongFormOutput, LongFormRequest, PassOutput, pass_seed};
+use crate::config::DiaConfig;
 use crate::generation::{EndReason, GeneratedCodes, GenerationConfig, GenerationRequest};
 
 /// A script's plan and progress: passes done so far and the voice memory they left.
@@ -59,19 +60,25 @@ impl ScriptRun {
         self.done() >= self.passes.len()
     }
 
-    /// The next pass's generation, `None` once done: its prompt is the user's voice for the
-    /// first pass, the end of what was said for the others, within the frame budget (half of
-    /// `config.max_tokens`) and the text budget (`text_len` tokens with the pass).
+    /// The next pass's generation on a model of config `cfg`, `None` once done: its prompt is
+    /// the user's voice for the first pass, the end of what was said for the others, within the
+    /// frame budget (half the frames `max_tokens` leaves after the delay pattern, so as much is
+    /// left to speak) and the text budget (the encoder's length with the pass's text).
     pub fn next_request(
         &self,
         config: &GenerationConfig,
         options: &LongFormOptions,
-        text_len: usize,
+        cfg: &DiaConfig,
     ) -> Option<PassRequest> {
         let pass = self.done();
         let next = self.passes.get(pass)?;
+        let text_len = cfg.encoder.max_position_embeddings;
+        let context_frames = config
+            .max_tokens_for(cfg)
+            .saturating_sub(cfg.max_delay() + 1)
+            / 2;
         let fits = |p: &VoicePrompt| {
-            p.codes.len() <= config.max_tokens / 2
+            p.codes.len() <= context_frames
                 && text_tokens(&p.transcript) + 1 + text_tokens(&next.text) <= text_len
         };
         let prompt = if pass == 0 {

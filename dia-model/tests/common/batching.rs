@@ -39,7 +39,7 @@ pub fn request(text: &str, prompt_frames: usize) -> GenerationRequest {
 /// Generation parameters (the rest the reference's).
 pub fn config(max_tokens: usize, temperature: f32, cfg_scale: f32, seed: u64) -> GenerationConfig {
     GenerationConfig {
-        max_tokens,
+        max_tokens: Some(max_tokens),
         temperature,
         cfg_scale,
         seed,

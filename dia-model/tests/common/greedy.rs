@@ -45,7 +45,7 @@ pub fn case_inputs(
         })
         .collect();
     let config = GenerationConfig {
-        max_tokens: case["max_tokens"].as_u64().unwrap() as usize,
+        max_tokens: Some(case["max_tokens"].as_u64().unwrap() as usize),
         cfg_scale: case["cfg_scale"].as_f64().unwrap_or(3.0) as f32,
         temperature: 0.0,
         top_p: case["top_p"].as_f64().unwrap_or(0.95) as f32,

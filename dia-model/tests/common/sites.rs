@@ -52,7 +52,7 @@ pub fn run_at<B: DiaBackend>(
 /// every `read_back` steps.
 pub fn check_device_stops_like_host<B: DiaBackend>(model: &DiaModel<B>, read_back: usize) {
     let config = GenerationConfig {
-        max_tokens: 70,
+        max_tokens: Some(70),
         temperature: 0.0,
         ..GenerationConfig::default()
     };
@@ -77,7 +77,7 @@ pub fn check_device_sampling_is_seeded<B: DiaBackend>(
     let device = SamplingSite::Device { read_back };
     let sampled = |seed| {
         let config = GenerationConfig {
-            max_tokens: 60,
+            max_tokens: Some(60),
             seed,
             ..GenerationConfig::default()
         };

@@ -60,7 +60,7 @@ fn sampling_on_the_device_matches_the_host_flex() {
 
 fn sampled<B: DiaBackend>(model: &DiaModel<B>, seed: u64) -> Vec<Vec<Vec<u32>>> {
     let config = GenerationConfig {
-        max_tokens: 60,
+        max_tokens: Some(60),
         seed,
         ..GenerationConfig::default()
     };
@@ -123,7 +123,7 @@ fn callback_can_stop_generation() {
         audio_prompt: None,
     };
     let config = GenerationConfig {
-        max_tokens: 200,
+        max_tokens: Some(200),
         temperature: 0.0,
         ..GenerationConfig::default()
     };
@@ -150,7 +150,7 @@ fn invalid_inputs_are_errors() {
         DiaModel::<Flex>::load(&fixture("dia-tiny"), ModelOptions::default(), &device).unwrap();
     let run = |requests: Vec<GenerationRequest>, max_tokens: usize| {
         let config = GenerationConfig {
-            max_tokens,
+            max_tokens: Some(max_tokens),
             ..GenerationConfig::default()
         };
         generate(&model, &requests, &config, |_| ControlFlow::Continue(()))
@@ -190,7 +190,7 @@ fn decoding_reports_each_final_frame_once_in_order() {
         },
     ];
     let config = GenerationConfig {
-        max_tokens: 90,
+        max_tokens: Some(90),
         seed: 7,
         ..GenerationConfig::default()
     };
@@ -244,7 +244,7 @@ fn non_finite_logits_are_the_same_error_on_both_sites() {
         .into_iter()
         .map(|sampling| {
             let config = GenerationConfig {
-                max_tokens: 40,
+                max_tokens: Some(40),
                 sampling,
                 ..GenerationConfig::default()
             };

@@ -36,8 +36,11 @@ async fn every_format_decodes_to_the_same_speech() {
     let wav = wav_samples(&server.speech_bytes(&case0("wav")).await, RATE);
     let n = wav.len();
 
-    // FLAC is lossless: the WAV's samples exactly.
-    let flac = decode(server.speech_bytes(&case0("flac")).await, "flac");
+    // FLAC is lossless: the WAV's samples exactly, in a complete file.
+    let flac_bytes = server.speech_bytes(&case0("flac")).await;
+    check_flac_header(&flac_bytes, n);
+    check_libsndfile(&flac_bytes, n);
+    let flac = decode(flac_bytes, "flac");
     let flac: Vec<i16> = flac.iter().map(|&s| (s * 32768.0).round() as i16).collect();
     assert_eq!(flac, wav);
 
@@ -53,6 +56,77 @@ async fn every_format_decodes_to_the_same_speech() {
 
     let opus = server.speech_bytes(&case0("opus")).await;
     check_ogg_opus(opus, n);
+}
+
+/// A FLAC file whose STREAMINFO knows the audio: `samples` in all, frame sizes, an MD5.
+fn check_flac_header(bytes: &[u8], samples: usize) {
+    assert_eq!(&bytes[..4], b"fLaC");
+    assert_eq!(bytes[4] & 0x7f, 0, "STREAMINFO first");
+    let info = &bytes[8..8 + 34];
+    let min_frame = u32::from_be_bytes([0, info[4], info[5], info[6]]);
+    let max_frame = u32::from_be_bytes([0, info[7], info[8], info[9]]);
+    assert!(
+        min_frame > 0 && min_frame <= max_frame,
+        "frame sizes {min_frame}..{max_frame}"
+    );
+    assert!(max_frame < 0xFF_FFFF, "known frame sizes");
+    let total = u64::from_be_bytes([
+        0,
+        0,
+        0,
+        info[13] & 0x0f,
+        info[14],
+        info[15],
+        info[16],
+        info[17],
+    ]);
+    assert_eq!(total, samples as u64, "total samples");
+    assert!(info[18..34].iter().any(|&b| b != 0), "an MD5 of the audio");
+}
+
+/// libsndfile (what python-soundfile and librosa read with) opens the file and reads every
+/// sample, through python3's ctypes; said and skipped where python3 or libsndfile is missing.
+fn check_libsndfile(bytes: &[u8], samples: usize) {
+    const SCRIPT: &str = r#"
+import ctypes, sys
+try:
+    lib = ctypes.CDLL("libsndfile.so.1")
+except OSError:
+    print("missing"); sys.exit(0)
+class Info(ctypes.Structure):
+    _fields_ = [("frames", ctypes.c_int64), ("samplerate", ctypes.c_int), ("channels", ctypes.c_int),
+                ("format", ctypes.c_int), ("sections", ctypes.c_int), ("seekable", ctypes.c_int)]
+info = Info()
+lib.sf_open.restype = ctypes.c_void_p
+lib.sf_strerror.restype = ctypes.c_char_p
+handle = lib.sf_open(sys.argv[1].encode(), 0x10, ctypes.byref(info))
+if not handle:
+    print("error", lib.sf_strerror(None).decode()); sys.exit(0)
+buf = (ctypes.c_short * max(info.frames, 1))()
+lib.sf_readf_short.restype = ctypes.c_int64
+read = lib.sf_readf_short(ctypes.c_void_p(handle), buf, ctypes.c_int64(info.frames))
+print("frames", info.frames, read)
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("speech.flac");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(&path)
+        .output();
+    let said = match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => "missing".to_string(),
+    };
+    if said == "missing" {
+        eprintln!("libsndfile check skipped: python3 or libsndfile.so.1 is not installed here");
+        return;
+    }
+    assert_eq!(
+        said,
+        format!("frames {samples} {samples}"),
+        "libsndfile's reading"
+    );
 }
 
 /// An Ogg Opus stream: the two headers, then packets that an Opus decoder (`opus-pure`'s) decodes

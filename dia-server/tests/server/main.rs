@@ -2,6 +2,7 @@
 //! spoken to over HTTP.
 
 mod common;
+mod connections;
 mod errors;
 mod formats;
 mod scheduling;

@@ -158,7 +158,7 @@ mod tests {
             },
         ];
         let config = GenerationConfig {
-            max_tokens: 60,
+            max_tokens: Some(60),
             temperature: 0.0,
             sampling: SamplingSite::Device { read_back: 12 },
             ..GenerationConfig::default()

@@ -1,8 +1,6 @@
 //! Library end to end: text → Dia codes → DAC waveform, as an embedding application does it.
 
-mod common;
-
-use common::asset;
+use crate::common::asset;
 use std::ops::ControlFlow;
 
 use dia_burn::dia_dac::Dac;
@@ -21,7 +19,7 @@ fn text_becomes_a_waveform_of_frames_times_hop() {
         audio_prompt: None,
     };
     let config = GenerationConfig {
-        max_tokens: 120,
+        max_tokens: Some(120),
         temperature: 0.0,
         ..GenerationConfig::default()
     };

@@ -2,15 +2,13 @@
 //! length fields of the fixture files must load or fail with an error, never panic.
 //!
 //! `cargo test` runs a short fixed set per reader. A long run, with fresh seeds for as long as
-//! asked per reader: `DIA_FUZZ_SECONDS=600 cargo test --release --test fuzz -- --ignored`.
-
-mod common;
+//! asked per reader: `DIA_FUZZ_SECONDS=600 cargo test --release --test library fuzz:: -- --ignored`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::asset;
+use crate::common::asset;
 use dia_burn::dia_dac::Dac;
 use dia_burn::dia_model::{DiaModel, ModelOptions};
 use dia_test_support::mutate::{Rng, long_run, mutate};

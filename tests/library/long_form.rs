@@ -3,9 +3,7 @@
 //! order, its audio the codec's decode of all of them, and the same seed gives the same result.
 //! Scripts run through `Dia`'s scheduler, the one long-form driver.
 
-mod common;
-
-use common::{asset, max_abs_diff};
+use crate::common::{asset, max_abs_diff};
 use std::ops::ControlFlow;
 
 use dia_burn::dia_dac::Dac;
@@ -58,7 +56,7 @@ const OPTIONS: LongFormOptions = LongFormOptions {
 
 fn config(temperature: f32, seed: u64) -> GenerationConfig {
     GenerationConfig {
-        max_tokens: 90,
+        max_tokens: Some(90),
         temperature,
         seed,
         ..GenerationConfig::default()
@@ -118,15 +116,18 @@ fn request(script: String) -> LongFormRequest {
 
 #[test]
 fn passes_carry_the_end_of_the_pass_before() {
-    let out = run(&dia(), &[request(script())], &config(1.0, 3)).outputs;
+    let dia = dia();
+    let out = run(&dia, &[request(script())], &config(1.0, 3)).outputs;
     let passes = &out[0].passes;
     assert!(passes.len() >= 4, "{} passes", passes.len());
     assert!(passes[0].prompt.is_none());
+    // Half of the frames max_tokens leaves after the delay pattern.
+    let budget = (90 - dia.model().config.max_delay() - 1) / 2;
     for k in 1..passes.len() {
         let prev = &passes[k - 1].codes;
         let prompt = passes[k].prompt.as_ref().expect("a carried prompt");
         assert!(
-            !prompt.is_empty() && prompt.len() <= 45,
+            !prompt.is_empty() && prompt.len() <= budget,
             "pass {k}: {}",
             prompt.len()
         );
@@ -148,6 +149,33 @@ fn passes_carry_the_end_of_the_pass_before() {
     let all: usize = passes.iter().map(|p| p.codes.len()).sum();
     assert_eq!(out[0].codes().len(), all);
     assert!(passes.iter().all(|p| !p.codes.is_empty()));
+}
+
+/// A frame budget a little above the delay pattern still speaks every pass: the carried
+/// context takes at most half of the frames the delay leaves (it once took half of max_tokens
+/// and left a pass no room, failing the script).
+#[test]
+fn a_small_frame_budget_leaves_every_pass_room() {
+    let dia = dia();
+    let delay = dia.model().config.max_delay();
+    let max_tokens = delay + 15;
+    let config = GenerationConfig {
+        max_tokens: Some(max_tokens),
+        ..config(1.0, 4)
+    };
+    let out = run(&dia, &[request(script())], &config).outputs;
+    let passes = &out[0].passes;
+    assert!(passes.len() >= 4, "{} passes", passes.len());
+    let budget = (max_tokens - delay - 1) / 2;
+    for (k, pass) in passes.iter().enumerate() {
+        let prompt = pass.prompt.as_ref().map_or(0, Vec::len);
+        assert!(prompt <= budget, "pass {k}: {prompt} frames of context");
+        assert!(!pass.codes.is_empty(), "pass {k} spoke");
+    }
+    assert!(
+        passes[1..].iter().any(|p| p.prompt.is_some()),
+        "context is still carried"
+    );
 }
 
 #[test]

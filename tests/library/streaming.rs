@@ -1,9 +1,7 @@
 //! Streaming speech through the library: audio handed over while decoding equals the codec's
 //! decode of the finished codes, arrives at the structural minimum, and stops cleanly.
 
-mod common;
-
-use common::{asset, max_abs_diff};
+use crate::common::{asset, max_abs_diff};
 use std::ops::ControlFlow;
 
 use dia_burn::dia_dac::{Dac, StreamWindows};
@@ -35,7 +33,7 @@ fn streamed_audio_equals_the_whole_decode() {
     let context = dac.decoder_context_frames();
     for temperature in [0.0, 1.0] {
         let config = GenerationConfig {
-            max_tokens: 120,
+            max_tokens: Some(120),
             temperature,
             seed: 11,
             ..GenerationConfig::default()
@@ -88,7 +86,7 @@ fn stopping_mid_stream_keeps_what_was_handed_over() {
     let model = DiaModel::<B>::load(&asset("dia-tiny"), ModelOptions::default(), &device).unwrap();
     let dac = Dac::<B>::load(asset("dac-tiny-hf"), &device).unwrap();
     let config = GenerationConfig {
-        max_tokens: 200,
+        max_tokens: Some(200),
         temperature: 0.0,
         ..GenerationConfig::default()
     };

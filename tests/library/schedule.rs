@@ -3,11 +3,9 @@
 //! batch with fewer slots than jobs, and each gets the codes and audio of its solo run; a
 //! cancelled job frees its slot without touching the others.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{asset, max_abs_diff};
+use crate::common::{asset, max_abs_diff};
 use dia_burn::dia_dac::Dac;
 use dia_burn::dia_model::{
     DiaModel, GenerationConfig, LongFormOptions, LongFormRequest, ModelOptions, VoicePrompt,
@@ -23,7 +21,7 @@ const OPTIONS: LongFormOptions = LongFormOptions {
 
 fn config(temperature: f32, seed: u64) -> GenerationConfig {
     GenerationConfig {
-        max_tokens: 80,
+        max_tokens: Some(80),
         temperature,
         seed,
         ..GenerationConfig::default()
@@ -194,7 +192,7 @@ fn bad_jobs_are_refused_at_submission() {
     job.script.script = "   ".into();
     assert!(scheduler.submit(job.clone()).is_err(), "nothing to say");
     job.script.script = "[S1] Fine.".into();
-    job.config.max_tokens = 100_000;
+    job.config.max_tokens = Some(100_000);
     assert!(scheduler.submit(job).is_err(), "over the model's length");
     assert!(scheduler.is_idle(), "refused jobs take no place");
 }
