@@ -587,6 +587,41 @@ fn a_script_longer_than_a_pass_is_spoken_in_passes() {
     );
 }
 
+/// A frame budget just above the delay pattern (`--max-tokens 30`, delay 15) still speaks a
+/// long script: each pass carries what context fits, or starts unprompted with a warning, never
+/// failing on a prompt the user did not give.
+#[test]
+fn a_small_max_tokens_still_speaks_a_long_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, codes) = (dir.path().join("out.wav"), dir.path().join("out.json"));
+    let script: String = (0..10)
+        .map(|i| format!("[S{}] Line number {i} of the script. ", 1 + i % 2))
+        .collect();
+    let o = dia_tiny(
+        "flex",
+        &[
+            &script,
+            "--seed",
+            "3",
+            "--max-tokens",
+            "30",
+            "--chunk-seconds",
+            "4",
+            "--codes-out",
+            codes.to_str().unwrap(),
+            "-o",
+            wav.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&o);
+    assert!(!stderr(&o).contains("audio prompt"), "{}", stderr(&o));
+    let frames = read_codes(&codes).as_array().unwrap().len();
+    // One pass of 30 decoder positions holds at most 30 − 1 − 15 new frames.
+    assert!(frames > 14, "{frames} frames: several passes");
+    let samples = hound::WavReader::open(&wav).unwrap().len() as usize;
+    assert_eq!(samples, frames * TINY_HOP);
+}
+
 #[test]
 fn bad_long_form_options_are_refused() {
     for flag in [

@@ -47,7 +47,11 @@ impl AudioEncoder for FlacEncoder {
     fn finish(self: Box<Self>) -> Result<Vec<u8>, EncodeError> {
         let samples: Vec<i32> = self.samples.iter().map(|&s| i32::from(s)).collect();
         let source = MemSource::from_samples(&samples, 1, 16, self.rate as usize);
-        let config = config::Encoder::default().into_verified().map_err(error)?;
+        // One thread: a response is small, and worker threads per response would compete with
+        // the decode loop.
+        let mut config = config::Encoder::default();
+        config.multithread = false;
+        let config = config.into_verified().map_err(error)?;
         let mut stream =
             flacenc::encode_with_fixed_block_size(&config, source, BLOCK).map_err(error)?;
         // A fixed-size stream's block sizes leave out its last block (FLAC's definition, which
