@@ -68,6 +68,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         Ok(pool) => pool.install(|| decode.run_on_backend()),
         Err(_) => decode.run_on_backend(),
     };
+    shared.decoded.notify_one();
     if result.is_err() {
         shared.enter(Phase::Cutting);
     }
@@ -75,8 +76,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
     result
 }
 
-/// Serves HTTP on `listener` until a signal (or the decode thread's end), then lets
-/// connections finish, the in-flight requests being cut after `grace` seconds.
+/// Serves HTTP on `listener` until a signal, then answers new requests 503 while the in-flight
+/// ones finish (cut after `grace` seconds), then lets connections close; stops at once if the
+/// decode thread fails.
 async fn serve_http(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
@@ -96,6 +98,9 @@ async fn serve_http(
                     tokio::time::sleep(Duration::from_secs_f64(grace)).await;
                     cut.enter(Phase::Cutting);
                 });
+                // Connections are still taken, new requests answered 503, until the decode
+                // loop has finished those in flight.
+                stopping.decoded.notified().await;
             }
             _ = stopping.stop.notified() => {}
         }

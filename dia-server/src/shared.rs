@@ -86,6 +86,8 @@ pub struct Shared {
     phase: AtomicU8,
     /// Woken when the server must stop (a signal, or the model failed to load).
     pub stop: Notify,
+    /// Woken when the decode loop has ended (every request in flight answered).
+    pub decoded: Notify,
 }
 
 impl Shared {
@@ -99,6 +101,7 @@ impl Shared {
             capacity: max_batch + max_queue,
             phase: AtomicU8::new(Phase::Serving as u8),
             stop: Notify::new(),
+            decoded: Notify::new(),
         }
     }
 

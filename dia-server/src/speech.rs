@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::ApiError;
 use crate::format::AudioEncoder;
 use crate::request::{Sampling, SpeechRequest};
-use crate::shared::{Backlog, JobEvent, Ready, Shared, Submission};
+use crate::shared::{Backlog, JobEvent, Phase, Ready, Shared, Submission};
 
 /// Seconds a client told "busy" (429) is asked to wait.
 const RETRY_AFTER_SECONDS: u64 = 2;
@@ -31,6 +31,9 @@ pub async fn speech(
     let arrived = Instant::now();
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let ready = ready(&shared)?;
+    if shared.phase() != Phase::Serving {
+        return Err(unavailable());
+    }
     let request = SpeechRequest::parse(&body)?;
     let voice = ready.voices.resolve(request.voice.as_deref())?;
     let config = generation_config(&request.sampling);

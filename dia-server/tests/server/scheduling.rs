@@ -114,7 +114,7 @@ async fn a_request_past_its_time_is_cut_as_a_truncated_transfer() {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
+async fn sigterm_finishes_in_flight_requests_refuses_new_ones_then_exits_zero() {
     let mut server = Server::start(&["--shutdown-grace", "120"]).await;
     let whole = server.speech_bytes(&long_request("pcm")).await;
     let response = server.speech(&long_request("pcm")).await;
@@ -127,6 +127,26 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         .status()
         .unwrap();
     assert!(killed.success());
+    // While it finishes, a new request is told the server is stopping.
+    let start = std::time::Instant::now();
+    let refused = loop {
+        let response = server.speech(&case0("wav")).await;
+        if response.status() != 200 {
+            break response;
+        }
+        // Sent before the signal was handled: served in full, as any in-flight request.
+        response.bytes().await.unwrap();
+        assert!(start.elapsed() < Duration::from_secs(30), "never refused");
+    };
+    assert_eq!(refused.status(), 503);
+    let error: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{error}"
+    );
     while let Some(chunk) = body.next().await {
         bytes.extend_from_slice(&chunk.expect("the in-flight request finishes"));
     }
