@@ -13,8 +13,18 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
+
+/// Bytes the kernel may hold unsent on one connection (it doubles this for its bookkeeping):
+/// with the response's own buffers, what a client that stops reading can pin, about 3 s of
+/// 16-bit WAV at 44.1 kHz, and still ample to stream audio over a slow link.
+const SEND_BUFFER: u32 = 256 * 1024;
+/// Bytes hyper buffers per connection, either way: request heads (whose limit, 16 KiB, the
+/// router checks) fit, and at most this much of a response waits in the HTTP layer.
+const HTTP_BUFFER: usize = 64 * 1024;
+/// Connections the kernel holds for the accept loop (where those past the limit wait).
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// How long the loop rests after a failed accept (out of file descriptors, say) before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -24,6 +34,22 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Limits {
     pub header_timeout: Duration,
     pub max_connections: usize,
+}
+
+/// A listener on `host:port` whose connections get a bounded send buffer (they inherit it).
+pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let address = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the host resolves to no address"))?;
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(SEND_BUFFER)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `app` on `listener` until `stop` completes, then lets open connections finish
@@ -53,7 +79,8 @@ pub async fn serve(
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(HTTP_BUFFER);
         let service = TowerToHyperService::new(app.clone());
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

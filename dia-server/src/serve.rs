@@ -29,9 +29,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     let options = dia_burn::cli::load_options(&args.model, &args.runtime);
     let files = options.files()?;
-    let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(listen::bind(&args.host, args.port))
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
-    listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let shared = Arc::new(Shared::new(
         args.model_name(),
@@ -40,10 +44,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
     ));
     let (submissions, receiver) = channel();
     shared.connect(submissions);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let limits = Limits {
         header_timeout: Duration::from_secs_f64(args.header_timeout),
         max_connections: args.max_connections,
@@ -80,12 +80,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
 /// ones finish (cut after `grace` seconds), then lets connections close; stops at once if the
 /// decode thread fails.
 async fn serve_http(
-    listener: std::net::TcpListener,
+    listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     grace: f64,
     limits: Limits,
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::from_std(listener)?;
     let app = router(shared.clone());
     let stopping = shared.clone();
     let stop = async move {

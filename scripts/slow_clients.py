@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Clients that stop reading, beside one that reads (Python standard library only).
+
+Starts `dia-server`, takes a reference response to REQUEST alone, then opens --stalled
+connections that each send REQUEST and never read a byte, and sends REQUEST once more beside
+them on a normal connection. Reports how long the normal request took (alone and beside the
+stalled ones) and whether its bytes equal the reference, when the server cut the stalled ones
+(`dia_jobs_total{outcome="slow_client"}`), the server's peak resident memory, and whether every
+slot was free afterwards; exit code 1 if a check fails. Use the real codec's shapes
+(`scripts/random_dac.py`), so each request's audio is what a real one weighs:
+
+    scripts/slow_clients.py --server target/debug/dia-server --stalled 50 -- \\
+        --model-dir assets/fixtures/dia-tiny --dac-path /tmp/dac-44khz-random.safetensors \\
+        --max-batch 51 --max-queue 0 --client-lag 5
+"""
+
+import argparse
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+SCRIPT = "[S1] A client that stops reading. [S2] Another that reads. " * 60
+REQUEST = {"model": "tts-1", "input": SCRIPT, "response_format": "wav", "seed": 1, "temperature": 0}
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def speak(host, port):
+    """REQUEST on a normal connection: (status, bytes, seconds)."""
+    start = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=900)
+    conn.request("POST", "/v1/audio/speech", json.dumps(REQUEST), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data, time.monotonic() - start
+
+
+def metric(host, port, name):
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("GET", "/metrics")
+    for line in conn.getresponse().read().decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def stall(host, port):
+    """Sends REQUEST and never reads: the socket is returned open."""
+    body = json.dumps(REQUEST).encode()
+    sock = socket.create_connection((host, port))
+    head = (
+        f"POST /v1/audio/speech HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock.sendall(head + body)
+    return sock
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--stalled", type=int, default=50)
+    parser.add_argument("server_args", nargs="*")
+    args = parser.parse_args()
+
+    proc = subprocess.Popen([args.server, "--port", "0", *args.server_args], stdout=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip().removeprefix("dia-server listening on ")
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname, parts.port
+    while True:
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=5)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+
+    peak = [rss_mib(proc.pid)]
+    idle_rss = peak[0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak.append(rss_mib(proc.pid))
+            time.sleep(0.2)
+
+    threading.Thread(target=sample, daemon=True).start()
+    status, reference, alone = speak(host, port)
+    checks = {"reference_ok": status == 200}
+
+    start = time.monotonic()
+    stalled = [stall(host, port) for _ in range(args.stalled)]
+    status, beside, with_stalled = speak(host, port)
+    checks["beside_ok"] = status == 200
+    checks["beside_equals_alone"] = beside == reference
+    cut_after = None
+    while time.monotonic() - start < 1800:
+        if metric(host, port, 'dia_jobs_total{outcome="slow_client"}') >= args.stalled:
+            cut_after = time.monotonic() - start
+            break
+        time.sleep(0.5)
+    checks["all_stalled_cut"] = cut_after is not None
+    status, after, _ = speak(host, port)
+    checks["served_after"] = status == 200 and after == reference
+    done.set()
+    for sock in stalled:
+        sock.close()
+    proc.terminate()
+    proc.wait(timeout=120)
+    summary = {
+        "stalled_clients": args.stalled,
+        "server_args": args.server_args,
+        "response_bytes": len(reference),
+        "normal_request_s": {"alone": round(alone, 2), "beside_stalled": round(with_stalled, 2)},
+        "stalled_all_cut_after_s": round(cut_after, 1) if cut_after else None,
+        "rss_mib": {"idle": round(idle_rss, 1), "peak": round(max(peak), 1)},
+        "checks": checks,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
