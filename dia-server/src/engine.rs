@@ -159,6 +159,9 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
                 Some((id, outcome))
             })
             .collect();
+        if gone.is_empty() {
+            return;
+        }
         for (id, outcome) in gone {
             self.scheduler.cancel(id);
             let client = self.clients.remove(&id).expect("a listed client");
@@ -177,6 +180,9 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
             client.end(JobEvent::Failed(message));
             tracing::info!(?outcome, "request cut");
         }
+        // The gauges say so now, even if no step follows (the batch may be empty).
+        let (queued, running) = (self.scheduler.queued(), self.scheduler.running());
+        self.shared.metrics.step(0, queued, running);
     }
 
     /// One decoder step for every request in the batch; its events go to their handlers. A
@@ -338,7 +344,28 @@ mod tests {
             metrics.contains("dia_jobs_total{outcome=\"done\"} 1"),
             "{metrics}"
         );
+        // Nothing left running or queued, as the gauges say once the loop is idle.
+        assert!(metrics.contains("\ndia_running_requests 0\n"), "{metrics}");
+        assert!(metrics.contains("\ndia_queue_depth 0\n"), "{metrics}");
         let (first, second) = (shared.reserve(), shared.reserve());
         assert!(first.is_some() && second.is_some(), "both slots are free");
+        drop((first, second));
+
+        // A stalled request alone is cut with no step after it: the gauges still drop to 0.
+        let (alone, _events) = submission(&shared, &text);
+        engine.submit(alone);
+        for _ in 0..10_000 {
+            engine.drop_gone();
+            if engine.scheduler.is_idle() {
+                break;
+            }
+            engine.step();
+        }
+        let metrics = shared.metrics.render();
+        assert!(
+            metrics.contains("dia_jobs_total{outcome=\"slow_client\"} 2"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("\ndia_running_requests 0\n"), "{metrics}");
     }
 }

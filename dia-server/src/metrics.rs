@@ -131,7 +131,8 @@ impl Metrics {
         self.counts().first_audio.observe(after.as_secs_f64());
     }
 
-    /// A decoder step ran `batch` requests; `queued` wait and `running` decode now.
+    /// A decoder step ran `batch` requests (0: none ran, the gauges changed); `queued` wait and
+    /// `running` decode now.
     pub fn step(&self, batch: usize, queued: usize, running: usize) {
         let mut c = self.counts();
         if batch > 0 {
