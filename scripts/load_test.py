@@ -59,6 +59,28 @@ def rss_kib(pid):
     return 0
 
 
+def start_server(binary, server_args):
+    """Starts `dia-server` on a free port and waits until it is ready: (process, url)."""
+    proc = subprocess.Popen([binary, "--port", "0", *server_args], stdout=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip().removeprefix("dia-server listening on ")
+    wait_ready(url)
+    return proc, url
+
+
+def wait_ready(url):
+    """Polls /health until it says ok."""
+    parts = urllib.parse.urlsplit(url)
+    while True:
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+
+
 def request(i, max_tokens):
     """Request i of a client: greedy or seeded, in rotating texts and formats."""
     body = {
@@ -91,20 +113,11 @@ def main():
     proc = None
     if args.url:
         url, pid = args.url, None
+        wait_ready(url)
     else:
-        proc = subprocess.Popen([args.server, "--port", "0", *args.server_args], stdout=subprocess.PIPE, text=True)
-        url = proc.stdout.readline().strip().removeprefix("dia-server listening on ")
+        proc, url = start_server(args.server, args.server_args)
         pid = proc.pid
-    while True:
-        try:
-            parts = urllib.parse.urlsplit(url)
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.1)
+    parts = urllib.parse.urlsplit(url)
 
     lock = threading.Lock()
     reference = {}  # request key -> bytes of its first response

@@ -18,22 +18,19 @@ import argparse
 import http.client
 import json
 import socket
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
+
+from load_test import rss_kib, start_server
 
 SCRIPT = "[S1] A client that stops reading. [S2] Another that reads. " * 60
 REQUEST = {"model": "tts-1", "input": SCRIPT, "response_format": "wav", "seed": 1, "temperature": 0}
 
 
 def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_kib(pid) / 1024
 
 
 def speak(host, port):
@@ -75,19 +72,9 @@ def main():
     parser.add_argument("server_args", nargs="*")
     args = parser.parse_args()
 
-    proc = subprocess.Popen([args.server, "--port", "0", *args.server_args], stdout=subprocess.PIPE, text=True)
-    url = proc.stdout.readline().strip().removeprefix("dia-server listening on ")
+    proc, url = start_server(args.server, args.server_args)
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname, parts.port
-    while True:
-        try:
-            conn = http.client.HTTPConnection(host, port, timeout=5)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.2)
 
     peak = [rss_mib(proc.pid)]
     idle_rss = peak[0]

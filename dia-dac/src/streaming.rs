@@ -96,13 +96,13 @@ impl<B: DacBackend> Dac<B> {
     /// (as a [`StreamingDecoder`] takes them), each once, and the samples equal
     /// [`Self::decode`]'s up to float rounding.
     pub fn decode_frames(&self, frames: &[impl AsRef<[u32]>]) -> Result<Vec<f32>, DacError> {
-        // Checked whole first, so an error names the frame's index in `frames`.
-        self.check_frames(frames)?;
-        let window = StreamWindows::WHOLE.max;
+        // Checked once, whole, so an error names the frame's index in `frames`.
+        let flat = self.check_frames(frames)?;
+        let step = StreamWindows::WHOLE.max * self.config().n_codebooks;
         let mut stream = self.streaming_decoder(StreamWindows::WHOLE)?;
         let mut samples = Vec::with_capacity(frames.len() * self.config().hop_length());
-        for chunk in frames.chunks(window) {
-            samples.extend(stream.push(chunk)?);
+        for chunk in flat.chunks(step) {
+            samples.extend(stream.push_checked(chunk)?);
         }
         samples.extend(stream.finish()?);
         Ok(samples)
@@ -125,8 +125,14 @@ impl<B: DacBackend> StreamingDecoder<'_, B> {
             return Ok(Vec::new());
         }
         // Checked here so a bad frame fails at its push, not at a later decode.
-        self.pending.extend(self.dac.check_frames(frames)?);
-        self.received += frames.len();
+        let flat = self.dac.check_frames(frames)?;
+        self.push_checked(&flat)
+    }
+
+    /// [`Self::push`] of frames already checked, time-major and flattened.
+    fn push_checked(&mut self, flat: &[i64]) -> Result<Vec<f32>, DacError> {
+        self.pending.extend_from_slice(flat);
+        self.received += flat.len() / self.dac.config().n_codebooks;
         if self.received < self.next_step {
             return Ok(Vec::new());
         }

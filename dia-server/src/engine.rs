@@ -285,6 +285,19 @@ mod tests {
         (submission, receiver)
     }
 
+    /// The decode loop's cuts and steps until its batch is empty (`after_step` after each step).
+    fn run_until_idle<B: DiaBackend>(engine: &mut Engine<'_, B>, mut after_step: impl FnMut()) {
+        for _ in 0..10_000 {
+            engine.drop_gone();
+            if engine.scheduler.is_idle() {
+                return;
+            }
+            engine.step();
+            after_step();
+        }
+        panic!("the loop never went idle");
+    }
+
     /// A response that takes nothing is cut once more than `client_lag` of audio waits for it,
     /// and its slot freed, while one that reads beside it runs to its end.
     #[test]
@@ -307,12 +320,7 @@ mod tests {
         engine.submit(stalled);
         engine.submit(reading);
         let mut read = Vec::new();
-        for _ in 0..10_000 {
-            engine.drop_gone();
-            if engine.scheduler.is_idle() {
-                break;
-            }
-            engine.step();
+        run_until_idle(&mut engine, || {
             // The reading response takes everything at once, as a body that keeps up.
             while let Ok(event) = reading_events.try_recv() {
                 if let JobEvent::Audio(samples) = &event {
@@ -320,7 +328,7 @@ mod tests {
                 }
                 read.push(event);
             }
-        }
+        });
         assert!(engine.scheduler.is_idle(), "both requests ended");
         let mut last = None;
         while let Ok(event) = stalled_events.try_recv() {
@@ -354,13 +362,7 @@ mod tests {
         // A stalled request alone is cut with no step after it: the gauges still drop to 0.
         let (alone, _events) = submission(&shared, &text);
         engine.submit(alone);
-        for _ in 0..10_000 {
-            engine.drop_gone();
-            if engine.scheduler.is_idle() {
-                break;
-            }
-            engine.step();
-        }
+        run_until_idle(&mut engine, || {});
         let metrics = shared.metrics.render();
         assert!(
             metrics.contains("dia_jobs_total{outcome=\"slow_client\"} 2"),

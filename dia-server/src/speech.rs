@@ -163,16 +163,15 @@ fn pieces(events: Events, encoder: Box<dyn AudioEncoder>) -> impl Stream<Item = 
     stream::unfold(Some((events, encoder)), |state| async move {
         let (mut events, mut encoder) = state?;
         loop {
-            let event = events.receiver.recv().await;
-            if let Some(JobEvent::Audio(samples)) = &event {
-                events.backlog.taken(samples.len());
-            }
-            let piece = match event {
-                Some(JobEvent::Audio(samples)) => match encoder.push(&samples) {
-                    Ok(bytes) if bytes.is_empty() => continue,
-                    Ok(bytes) => Piece::Audio(bytes),
-                    Err(e) => Piece::Failed(e.to_string()),
-                },
+            let piece = match events.receiver.recv().await {
+                Some(JobEvent::Audio(samples)) => {
+                    events.backlog.taken(samples.len());
+                    match encoder.push(&samples) {
+                        Ok(bytes) if bytes.is_empty() => continue,
+                        Ok(bytes) => Piece::Audio(bytes),
+                        Err(e) => Piece::Failed(e.to_string()),
+                    }
+                }
                 Some(JobEvent::Done { frames }) => {
                     let piece = match encoder.finish() {
                         Ok(bytes) => Piece::End(bytes, frames),

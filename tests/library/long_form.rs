@@ -3,7 +3,7 @@
 //! order, its audio the codec's decode of all of them, and the same seed gives the same result.
 //! Scripts run through `Dia`'s scheduler, the one long-form driver.
 
-use crate::common::{asset, max_abs_diff};
+use crate::common::{asset, max_abs_diff, sampled};
 use std::ops::ControlFlow;
 
 use dia_burn::dia_dac::Dac;
@@ -55,12 +55,7 @@ const OPTIONS: LongFormOptions = LongFormOptions {
 };
 
 fn config(temperature: f32, seed: u64) -> GenerationConfig {
-    GenerationConfig {
-        max_tokens: Some(90),
-        temperature,
-        seed,
-        ..GenerationConfig::default()
-    }
+    sampled(90, temperature, seed)
 }
 
 /// What a run reported: each job's output, and the jobs whose pass `k` started, by pass.
@@ -159,10 +154,7 @@ fn a_small_frame_budget_leaves_every_pass_room() {
     let dia = dia();
     let delay = dia.model().config.max_delay();
     let max_tokens = delay + 15;
-    let config = GenerationConfig {
-        max_tokens: Some(max_tokens),
-        ..config(1.0, 4)
-    };
+    let config = sampled(max_tokens, 1.0, 4);
     let out = run(&dia, &[request(script())], &config).outputs;
     let passes = &out[0].passes;
     assert!(passes.len() >= 4, "{} passes", passes.len());

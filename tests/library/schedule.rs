@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::common::{asset, max_abs_diff};
+use crate::common::{asset, max_abs_diff, sampled};
 use dia_burn::dia_dac::Dac;
 use dia_burn::dia_model::{
     DiaModel, GenerationConfig, LongFormOptions, LongFormRequest, ModelOptions, VoicePrompt,
@@ -20,12 +20,7 @@ const OPTIONS: LongFormOptions = LongFormOptions {
 };
 
 fn config(temperature: f32, seed: u64) -> GenerationConfig {
-    GenerationConfig {
-        max_tokens: Some(80),
-        temperature,
-        seed,
-        ..GenerationConfig::default()
-    }
+    sampled(80, temperature, seed)
 }
 
 fn jobs() -> Vec<SpeechJob> {

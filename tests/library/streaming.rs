@@ -1,13 +1,11 @@
 //! Streaming speech through the library: audio handed over while decoding equals the codec's
 //! decode of the finished codes, arrives at the structural minimum, and stops cleanly.
 
-use crate::common::{asset, max_abs_diff};
+use crate::common::{asset, max_abs_diff, sampled};
 use std::ops::ControlFlow;
 
 use dia_burn::dia_dac::{Dac, StreamWindows};
-use dia_burn::dia_model::{
-    DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, generate,
-};
+use dia_burn::dia_model::{DiaModel, EndReason, GenerationRequest, ModelOptions, generate};
 use dia_burn::stream::{StreamEvent, generate_streaming};
 
 type B = burn_flex::Flex;
@@ -32,12 +30,7 @@ fn streamed_audio_equals_the_whole_decode() {
     let dac = Dac::<B>::load(asset("dac-tiny-hf"), &device).unwrap();
     let context = dac.decoder_context_frames();
     for temperature in [0.0, 1.0] {
-        let config = GenerationConfig {
-            max_tokens: Some(120),
-            temperature,
-            seed: 11,
-            ..GenerationConfig::default()
-        };
+        let config = sampled(120, temperature, 11);
         let mut audio = vec![Vec::new(); 2];
         let mut first_audio_frame = None;
         let mut frame = 0;
@@ -85,11 +78,7 @@ fn stopping_mid_stream_keeps_what_was_handed_over() {
     let device = Default::default();
     let model = DiaModel::<B>::load(&asset("dia-tiny"), ModelOptions::default(), &device).unwrap();
     let dac = Dac::<B>::load(asset("dac-tiny-hf"), &device).unwrap();
-    let config = GenerationConfig {
-        max_tokens: Some(200),
-        temperature: 0.0,
-        ..GenerationConfig::default()
-    };
+    let config = sampled(200, 0.0, 0);
     let mut audio = Vec::new();
     let mut chunks = 0;
     let codes = generate_streaming(

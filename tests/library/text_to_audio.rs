@@ -1,12 +1,10 @@
 //! Library end to end: text → Dia codes → DAC waveform, as an embedding application does it.
 
-use crate::common::asset;
+use crate::common::{asset, sampled};
 use std::ops::ControlFlow;
 
 use dia_burn::dia_dac::Dac;
-use dia_burn::dia_model::{
-    DiaModel, EndReason, GenerationConfig, GenerationRequest, ModelOptions, generate,
-};
+use dia_burn::dia_model::{DiaModel, EndReason, GenerationRequest, ModelOptions, generate};
 
 #[test]
 fn text_becomes_a_waveform_of_frames_times_hop() {
@@ -18,11 +16,7 @@ fn text_becomes_a_waveform_of_frames_times_hop() {
         text: "[S1] Hello world. [S2] How are you today? (laughs)".into(),
         audio_prompt: None,
     };
-    let config = GenerationConfig {
-        max_tokens: Some(120),
-        temperature: 0.0,
-        ..GenerationConfig::default()
-    };
+    let config = sampled(120, 0.0, 0);
     let mut steps = 0;
     let out = generate(&model, &[request], &config, |_| {
         steps += 1;
