@@ -4,6 +4,8 @@
 #![cfg(feature = "wgpu")]
 
 mod common;
+#[cfg(feature = "gpu-check")]
+mod gpu_check;
 mod kernels;
 
 use std::ops::ControlFlow;

@@ -12,9 +12,23 @@ use safetensors::{Dtype, SafeTensors};
 
 /// `assets/fixtures/<relative>` of the workspace, whichever crate's test asks.
 pub fn fixture(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../assets/fixtures")
-        .join(relative)
+    fixtures_dir().join(relative)
+}
+
+/// The workspace's `assets/fixtures`, found upward from the crate under test (`cargo test` sets
+/// `CARGO_MANIFEST_DIR` when it runs a test) before the folder this crate was compiled in: a
+/// target dir shared between checkouts may hold this crate built in another one.
+fn fixtures_dir() -> PathBuf {
+    let under_test = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let compiled_in = Path::new(env!("CARGO_MANIFEST_DIR"));
+    under_test
+        .iter()
+        .map(PathBuf::as_path)
+        .chain([compiled_in])
+        .flat_map(Path::ancestors)
+        .map(|dir| dir.join("assets/fixtures"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("no assets/fixtures above {under_test:?} or {compiled_in:?}"))
 }
 
 /// The JSON file `assets/fixtures/<relative>` (a golden record, a manifest of tensor names).

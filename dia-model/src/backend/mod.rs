@@ -16,6 +16,8 @@ pub mod generic;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 
+#[cfg(feature = "gpu-check")]
+pub use self::cubecl::gpu_check;
 pub use self::dense::{Dense, Int8Weight};
 use crate::shape::narrow_columns;
 pub use crate::token_rule::TokenRule;

@@ -12,6 +12,8 @@
 mod attention;
 mod cache;
 mod fusion;
+#[cfg(feature = "gpu-check")]
+pub mod gpu_check;
 mod norm;
 mod project;
 mod reduce;
