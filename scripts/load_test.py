@@ -210,6 +210,8 @@ def main():
             "first_after_warm_up": round(warm[0] / 1024, 1) if warm else None,
             "last": round(warm[-1] / 1024, 1) if warm else None,
             "max": round(max(warm) / 1024, 1) if warm else None,
+            # One sample every 10 s from the start, to see whether growth stops.
+            "every_10_s": [round(m / 1024, 1) for m in memory[::10]],
         },
     }
     print(json.dumps(summary, indent=2))

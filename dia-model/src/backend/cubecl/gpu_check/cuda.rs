@@ -73,7 +73,7 @@ struct Target {
 }
 
 impl Target {
-    /// A tensor of `shape` in `dtype` (host memory nothing reads).
+    /// A tensor of `shape` in `dtype` (a buffer without memory: no kernel reads it).
     fn tensor<const D: usize>(&self, shape: [usize; D], dtype: DType) -> CubeTensor<CudaSource> {
         let (client, device) = (self.client.clone(), self.device);
         empty_device_dtype(client, device, Shape::new(shape), dtype)
