@@ -53,6 +53,10 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("wgpu", "dac"):
         print(m["target"]["name"], m["executable"])
 ')
+if [ "${#binaries[@]}" -ne 2 ]; then
+    echo "gpu-compile-check: expected the wgpu and dac test binaries, found: ${binaries[*]:-none}" >&2
+    exit 1
+fi
 cat >"$out/wgsl/cubecl.toml" <<TOML
 [compilation.logger]
 level = "full"
