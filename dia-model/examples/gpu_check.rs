@@ -12,7 +12,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use dia_model::backend::gpu_check::{ARCHS, cuda_kernels, logged_modules, translate};
+use dia_model::backend::gpu_check::{
+    ARCHS, F64_CANARY, LoggedModule, cuda_kernels, logged_modules, translate,
+};
 use serde_json::{Value, json};
 
 fn main() -> std::io::Result<ExitCode> {
@@ -58,11 +60,6 @@ fn write_cuda(out: &Path) -> std::io::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A shader naga's MSL path must refuse (Metal has no f64) and its HLSL path accept: proof
-/// that the validation each translation goes through is on.
-const CANARY: &str = "@group(0) @binding(0) var<storage, read_write> out: array<f64>;
-@compute @workgroup_size(1) fn main() { out[0] = out[0] * 2.0lf; }";
-
 /// The capability behind a refusal that is not a failure: wgpu offers f32 atomics only where
 /// the adapter has them, and Burn asks before launching a kernel that needs them (its one-shot
 /// sum; without them it takes a chained reduce), so such a shader never reaches a DX12 adapter.
@@ -70,25 +67,19 @@ const ADAPTER_GATED: &str = "SHADER_FLOAT32_ATOMIC";
 
 /// Every logged WGSL module through naga, reported.
 fn translate_logs(report: &Path, logs: &[String]) -> std::io::Result<ExitCode> {
-    let canary = translate(CANARY);
+    let canary = translate(F64_CANARY);
     if canary.msl.is_ok() || canary.hlsl.is_err() {
         eprintln!("the f64 canary was not judged as expected: {canary:?}");
         return Ok(ExitCode::FAILURE);
     }
-    let mut modules = Vec::new();
+    let mut text = String::new();
     for log in logs {
-        for module in logged_modules(&std::fs::read_to_string(log)?) {
-            if !modules
-                .iter()
-                .any(|m: &(String, String)| m.1 == module.source)
-            {
-                modules.push((module.name, module.source));
-            }
-        }
+        text += &std::fs::read_to_string(log)?;
     }
+    let modules = logged_modules(&text);
     let mut entries = Vec::new();
     let (mut failed, mut gated) = (0, 0);
-    for (name, source) in &modules {
+    for LoggedModule { name, source } in &modules {
         let t = translate(source);
         let (msl, hlsl) = (t.msl.err(), t.hlsl.err());
         let errors: Vec<&String> = msl.iter().chain(hlsl.iter()).collect();

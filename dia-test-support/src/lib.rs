@@ -6,13 +6,15 @@ pub mod mutate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 /// `assets/fixtures/<relative>` of the workspace, whichever crate's test asks.
 pub fn fixture(relative: &str) -> PathBuf {
-    fixtures_dir().join(relative)
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(fixtures_dir).join(relative)
 }
 
 /// The workspace's `assets/fixtures`, found upward from the crate under test (`cargo test` sets

@@ -2,7 +2,7 @@
 //! the wgpu ones): the CUDA sources cover every kernel of ours, and naga's translation refuses
 //! what a target lacks.
 
-use dia_model::backend::gpu_check::{cuda_kernels, logged_modules, translate};
+use dia_model::backend::gpu_check::{F64_CANARY, cuda_kernels, logged_modules, translate};
 
 /// Each family of our kernels, by CubeCL's name for its kernel type.
 const FAMILIES: [&str; 10] = [
@@ -54,11 +54,9 @@ fn naga_translates_and_refuses_what_a_target_lacks() {
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     out[id.x] = out[id.x] * 2.0;
 }";
-    let f64_shader = "@group(0) @binding(0) var<storage, read_write> out: array<f64>;
-@compute @workgroup_size(1) fn main() { out[0] = out[0] * 2.0lf; }";
     let t = translate(ok);
     assert_eq!((t.msl, t.hlsl), (Ok(()), Ok(())));
-    let t = translate(f64_shader);
+    let t = translate(F64_CANARY);
     assert!(t.msl.is_err() && t.hlsl.is_ok(), "{t:?}");
     assert!(translate("fn broken(").msl.is_err());
 }

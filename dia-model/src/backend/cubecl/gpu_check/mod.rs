@@ -14,4 +14,4 @@ mod wgsl;
 
 pub use cuda::{ARCHS, CudaKernel, cuda_kernels};
 pub use runtime::{CudaSource, CudaSourceDevice};
-pub use wgsl::{LoggedModule, Translation, logged_modules, translate};
+pub use wgsl::{F64_CANARY, LoggedModule, Translation, logged_modules, translate};

@@ -4,6 +4,11 @@
 use naga::back::{hlsl, msl};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 
+/// A shader naga's MSL path must refuse (Metal has no f64) and its HLSL path accept: proof
+/// that the validation each translation goes through is on.
+pub const F64_CANARY: &str = "@group(0) @binding(0) var<storage, read_write> out: array<f64>;
+@compute @workgroup_size(1) fn main() { out[0] = out[0] * 2.0lf; }";
+
 /// A compiled module as CubeCL's compilation log holds it: its kernel name and WGSL source.
 #[derive(Debug, Clone)]
 pub struct LoggedModule {
@@ -18,8 +23,8 @@ pub struct Translation {
     pub hlsl: Result<(), String>,
 }
 
-/// The WGSL modules in a CubeCL compilation log (`[compilation.logger] level = "full"`), each
-/// once, in order of first compilation.
+/// The WGSL modules in CubeCL compilation logs (`[compilation.logger] level = "full"`; several
+/// may be joined), each source once, in order of first compilation.
 pub fn logged_modules(log: &str) -> Vec<LoggedModule> {
     let mut modules: Vec<LoggedModule> = Vec::new();
     for entry in log.split("[START_KERNEL_COMPILATION]").skip(1) {
