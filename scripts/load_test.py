@@ -5,8 +5,10 @@ Starts `dia-server` (or uses a running one with --url), then for --seconds keeps
 clients (more than the server's --max-batch) each sending speech requests back to back: greedy
 ones whose bytes must equal a reference response taken first, and seeded sampled ones whose bytes
 must equal their first response of that seed; every fourth request streams server-sent events,
-and with --drop-every N every Nth request's client hangs up after the first byte (a client that
-vanishes mid-stream). Counts statuses (a 429 is the server saying it is
+and with --drop-every N every Nth request's client hangs up (a client that vanishes): after the
+first byte, or with --drop-at random at a point drawn per request (before the response's head,
+after it, or after some bytes of the body, SSE included). Once the clients stop, nothing may be
+left running, held or queued (`/metrics`). Counts statuses (a 429 is the server saying it is
 full; any 5xx, lost connection, truncated or differing body is a failure), samples the server's
 resident memory every second, and prints a JSON summary; exit code 1 on any failure.
 
@@ -19,6 +21,7 @@ resident memory every second, and prints a JSON summary; exit code 1 on any fail
 import argparse
 import http.client
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -33,22 +36,38 @@ TEXTS = [
 ]
 
 
-def post(url, body, timeout=600, drop=False):
+def post(url, body, timeout=600, drop=None):
     """POSTs JSON to /v1/audio/speech; returns (status, bytes, seconds, seconds to first byte).
-    With `drop`, hangs up after the first byte of a 200 and returns its bytes as None."""
+    With `drop` = n, hangs up after n bytes of a 200's body (returning its bytes as None), or
+    with n < 0 before the response's head, after -n milliseconds (status None). A body shorter
+    than n is read whole."""
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     start = time.monotonic()
     conn.request("POST", "/v1/audio/speech", json.dumps(body), {"Content-Type": "application/json"})
+    if drop is not None and drop < 0:
+        time.sleep(-drop / 1000)
+        conn.close()
+        return None, None, time.monotonic() - start, None
     response = conn.getresponse()
-    first = response.read(1)
+    want = drop if drop is not None and response.status == 200 else 1
+    first = response.read(max(want, 1)) if want > 0 else b""
     ttfb = time.monotonic() - start
-    if drop and response.status == 200:
+    if drop is not None and response.status == 200 and len(first) == want:
         conn.close()
         return response.status, None, time.monotonic() - start, ttfb
     data = first + response.read()  # raises IncompleteRead on a truncated chunked body
     conn.close()
     return response.status, data, time.monotonic() - start, ttfb
+
+
+def drop_point(i, how):
+    """Where request i's client hangs up: after the first byte, or a point drawn for i (before
+    the head, just after it, or within the first 64 KiB of the body)."""
+    if how == "first-byte":
+        return 1
+    rng = random.Random(i)
+    return rng.choice([-rng.randint(0, 300), 0, 1, rng.randint(2, 65536)])
 
 
 def rss_kib(pid):
@@ -107,6 +126,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--max-tokens", type=int, default=120)
     parser.add_argument("--drop-every", type=int, default=0, help="hang up on every Nth request (0: never)")
+    parser.add_argument("--drop-at", choices=["first-byte", "random"], default="first-byte")
     parser.add_argument("server_args", nargs="*")
     args = parser.parse_args()
 
@@ -121,7 +141,7 @@ def main():
 
     lock = threading.Lock()
     reference = {}  # request key -> bytes of its first response
-    stats = {"ok": 0, "dropped": 0, "busy_429": 0, "failures": [], "latency": [], "ttfb": [], "bytes": 0}
+    stats = {"ok": 0, "dropped": 0, "dropped_before_head": 0, "busy_429": 0, "failures": [], "latency": [], "ttfb": [], "bytes": 0}
     memory = []
     stop = time.monotonic() + args.seconds
 
@@ -130,7 +150,9 @@ def main():
         while time.monotonic() < stop:
             body = request(i, args.max_tokens)
             key = json.dumps(body, sort_keys=True)
-            drop = args.drop_every > 0 and i % args.drop_every == args.drop_every - 1
+            drop = None
+            if args.drop_every > 0 and i % args.drop_every == args.drop_every - 1:
+                drop = drop_point(i, args.drop_at)
             try:
                 status, data, seconds, ttfb = post(url, body, drop=drop)
             except Exception as e:  # lost connection or truncated body
@@ -138,6 +160,10 @@ def main():
                     stats["failures"].append(f"{key}: {type(e).__name__}: {e}")
                 continue
             with lock:
+                if status is None:
+                    stats["dropped_before_head"] += 1
+                    i += args.clients
+                    continue
                 if status == 429:
                     stats["busy_429"] += 1
                     time.sleep(0.2)
@@ -168,9 +194,22 @@ def main():
     for t in threads:
         t.join()
 
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-    conn.request("GET", "/metrics")
-    metrics = conn.getresponse().read().decode()
+    # Every request the clients left ends within a few steps: nothing running, held or queued.
+    gauges = ("dia_running_requests", "dia_held_requests", "dia_queue_depth")
+    for _ in range(100):
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        conn.request("GET", "/metrics")
+        metrics = conn.getresponse().read().decode()
+        left = {
+            line.split()[0]: float(line.split()[1])
+            for line in metrics.splitlines()
+            if line.split(" ")[0] in gauges
+        }
+        if not any(left.values()):
+            break
+        time.sleep(0.1)
+    else:
+        stats["failures"].append(f"left behind after the clients stopped: {left}")
     if proc:
         proc.terminate()
         code = proc.wait(timeout=120)
@@ -198,6 +237,7 @@ def main():
         "seconds": args.seconds,
         "responses_ok": stats["ok"],
         "responses_dropped": stats["dropped"],
+        "requests_dropped_before_head": stats["dropped_before_head"],
         "responses_429": stats["busy_429"],
         "jobs_by_outcome": jobs,
         "failures": len(stats["failures"]),

@@ -44,9 +44,10 @@ pub struct ModelArgs {
     /// Local checkpoint directory (config.json + safetensors, any supported layout).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
-    /// How the model's projection weights are stored: f32, f16, bf16 or int8 (one scale per
-    /// output column) [default: the --dtype]. Activations stay in --dtype; narrower weights
-    /// mean less memory and faster CPU decoding, slightly less precise.
+    /// How the model's projection weights are stored: f32, f16, bf16, int8 (one scale per
+    /// output column) or w8a8 (int8, and each input row quantized to int8 for integer dot
+    /// products) [default: the --dtype]. Activations stay in --dtype otherwise; narrower
+    /// weights mean less memory and faster CPU decoding, slightly less precise.
     #[arg(long, value_parser = parse_weights)]
     pub weights: Option<WeightStorage>,
     /// Same as `--weights int8`.

@@ -58,6 +58,8 @@ struct JobState<'a, B: DiaBackend> {
     config: GenerationConfig,
     decoder: Option<StreamingDecoder<'a, B>>,
     item: Option<(ItemId, PassRequest)>,
+    /// Kept out of the steps ([`SpeechScheduler::hold`]).
+    held: bool,
 }
 
 /// Jobs waiting for a slot and jobs in the batch; [`SpeechScheduler::step`] admits, decodes
@@ -127,6 +129,7 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
             config: job.config,
             decoder,
             item: None,
+            held: false,
         };
         self.jobs.insert(id, state);
         self.waiting.push_back(id);
@@ -151,6 +154,26 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
     /// Whether no job is queued or running.
     pub fn is_idle(&self) -> bool {
         self.jobs.is_empty()
+    }
+
+    /// Keeps `job` out of the steps (`held`: no frame decoded, no audio made, a waiting pass not
+    /// started) or lets it go on; it keeps its slot and its place, and its audio is that of a
+    /// run never held. For a streamed job whose listener stopped taking audio, so that it costs
+    /// nothing until it reads again or is cancelled. False for an unknown job.
+    pub fn hold(&mut self, job: JobId, held: bool) -> bool {
+        let Some(state) = self.jobs.get_mut(&job) else {
+            return false;
+        };
+        state.held = held;
+        if let Some((item, _)) = &state.item {
+            self.batch.hold(*item, held);
+        }
+        true
+    }
+
+    /// Jobs held out of the steps.
+    pub fn held(&self) -> usize {
+        self.jobs.values().filter(|s| s.held).count()
     }
 
     /// Stops `job` wherever it is and frees its slot; returns the passes it finished and the
@@ -190,12 +213,13 @@ impl<'a, B: DiaBackend> SpeechScheduler<'a, B> {
         Ok(decoded)
     }
 
-    /// Joins the next pass of waiting jobs while there is room; a pass refused at its start
-    /// fails its job.
+    /// Joins the next pass of waiting jobs (held ones keep their place) while there is room; a
+    /// pass refused at its start fails its job.
     fn admit(&mut self, on_event: &mut impl FnMut(SpeechEvent<'_>)) {
         while self.batch.has_room()
-            && let Some(job) = self.waiting.pop_front()
+            && let Some(at) = self.waiting.iter().position(|job| !self.jobs[job].held)
         {
+            let job = self.waiting.remove(at).expect("a listed job");
             let state = self.jobs.get_mut(&job).expect("a waiting job exists");
             let Some(pass) =
                 state

@@ -179,6 +179,11 @@ fn hook_calls<'a, B: DiaBackend>(
             [d.hidden_size, 2 * d.intermediate_size],
             Some(WeightStorage::Int8),
         ),
+        inputs.project(
+            "gate/up",
+            [d.hidden_size, 2 * d.intermediate_size],
+            Some(WeightStorage::W8A8),
+        ),
     ]
 }
 

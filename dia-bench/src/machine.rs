@@ -22,6 +22,10 @@ pub struct Machine {
     pub date: String,
     pub burn_version: String,
     pub dia_burn_version: String,
+    /// The integer kernel `w8a8` rows ran on this CPU (`avx512-vnni`, `avx-vnni`, `avx2` or
+    /// `scalar`).
+    #[serde(default)]
+    pub int8_kernel: String,
 }
 
 impl Machine {
@@ -39,6 +43,7 @@ impl Machine {
             date: chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string(),
             burn_version: BURN_VERSION.into(),
             dia_burn_version: env!("CARGO_PKG_VERSION").into(),
+            int8_kernel: dia_model::backend::flex::int8_kernel().into(),
         }
     }
 }

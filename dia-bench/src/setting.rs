@@ -131,7 +131,7 @@ pub struct Setting {
     /// Compute dtype (`f32`, `f16`, `bf16`).
     #[serde(with = "dtype_serde")]
     pub dtype: DType,
-    /// Projection weight storage (`f32`, `f16`, `bf16`, `int8`).
+    /// Projection weight storage (`f32`, `f16`, `bf16`, `int8`, `w8a8`).
     pub weights: WeightStorage,
     pub rope_table: bool,
     pub fused_qkv: bool,

@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::tensor::DType;
-use common::batching::{group_logits_diff, run, schedule, solo};
+use common::batching::{Interventions, group_logits_diff, run, schedule, solo};
 use common::greedy::{case_inputs, check_greedy_cases, golden_cases};
 use common::layers::{Diffs, INT8_BOUND, assert_within, layer_diffs};
 use common::sites::{check_device_sampling_is_seeded, check_device_stops_like_host};
@@ -169,7 +169,7 @@ fn continuous_batching_matches_solo_runs() {
         .into_iter()
         .filter(|item| item.config.temperature == 0.0)
         .collect();
-    let (got, _) = run(&model, &greedy, 2, None);
+    let (got, _) = run(&model, &greedy, 2, Interventions::default());
     for (i, (item, got)) in greedy.iter().zip(&got).enumerate() {
         assert_eq!(got, &solo(&model, item), "item {i}");
     }

@@ -37,9 +37,12 @@ pub struct ServeArgs {
     /// Connections open at once; past it, new ones wait in the listen queue until one closes.
     #[arg(long, default_value_t = 256)]
     pub max_connections: usize,
-    /// Seconds of audio a response may fall behind the decoder (generated, not yet taken by the
-    /// client) before the request is cut: what a client that stops reading costs is bounded
-    /// (about 176 KB per second at 44.1 kHz), and the decode loop never waits on it.
+    /// Seconds a streamed response may fall behind before the request is cut: audio generated
+    /// and not yet taken by the client, plus the time its request has been held (a request
+    /// stops decoding while more than 2 s of audio wait for its client, and goes on when the
+    /// client takes some). A client that stops reading costs no decoding and bounded memory
+    /// (about 2 s of audio, 350 KB at 44.1 kHz, past what the socket holds), and the decode
+    /// loop never waits on it.
     #[arg(long, default_value_t = 30.0)]
     pub client_lag: f64,
     /// Seconds in-flight requests get to finish after Ctrl-C or SIGTERM before they are cut.

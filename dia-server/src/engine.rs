@@ -1,6 +1,8 @@
 //! The decode loop: one thread owns the model and codec and serves every request on one
 //! continuous batch ([`SpeechScheduler`]): a request joins at the next step and leaves when it
-//! ends, is cut when its client goes away, its time is up or the server stops.
+//! ends, is cut when its client goes away, its time is up or the server stops. A streamed
+//! request whose client has a few seconds of audio waiting is held out of the steps (it costs
+//! nothing) until the client takes some, and cut once it is `--client-lag` seconds behind.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use dia_burn::dia_model::{DiaBackend, DiaModel, LongFormOptions};
 use dia_burn::{JobId, SpeechEvent, SpeechScheduler};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::metrics::Outcome;
+use crate::metrics::{Gauges, Outcome};
 use crate::shared::{Backlog, JobEvent, Phase, Shared, Slot, Submission};
 
 /// How long an idle loop waits for a request before looking at the shutdown phase again.
@@ -23,9 +25,28 @@ const IDLE_POLL: Duration = Duration::from_millis(50);
 pub struct RequestLimits {
     /// From arrival to the last sample.
     pub timeout: Duration,
-    /// Seconds of audio sent and not yet taken by the response before it is cut.
+    /// Seconds a response may fall behind before it is cut: audio sent and not yet taken, plus
+    /// the time it has been held.
     pub client_lag: f64,
+    /// Seconds of audio sent and not yet taken past which the request is held out of the steps.
+    pub hold_after: f64,
 }
+
+impl RequestLimits {
+    /// What the server holds a request to: `timeout` and `client_lag` seconds, audio held past
+    /// [`HOLD_AFTER`] seconds waiting.
+    pub fn new(timeout: f64, client_lag: f64) -> Self {
+        Self {
+            timeout: Duration::from_secs_f64(timeout),
+            client_lag,
+            hold_after: HOLD_AFTER,
+        }
+    }
+}
+
+/// Seconds of audio waiting for a client past which its request stops decoding: enough that a
+/// client reading in real time never waits on the decoder, little enough to cost little memory.
+pub const HOLD_AFTER: f64 = 2.0;
 
 /// A request in the batch or its queue.
 struct Client {
@@ -34,6 +55,8 @@ struct Client {
     arrived: Instant,
     deadline: Instant,
     heard: bool,
+    /// When the request was last held out of the steps, while it is.
+    held_since: Option<Instant>,
     _slot: Slot,
 }
 
@@ -53,8 +76,8 @@ pub struct Engine<'a, B: DiaBackend> {
     clients: HashMap<JobId, Client>,
     shared: Arc<Shared>,
     limits: RequestLimits,
-    /// `limits.client_lag` in samples.
-    max_backlog: usize,
+    /// The codec's samples per second.
+    rate: f64,
 }
 
 impl<'a, B: DiaBackend> Engine<'a, B> {
@@ -67,37 +90,42 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
         shared: Arc<Shared>,
     ) -> anyhow::Result<Self> {
         let scheduler = SpeechScheduler::new(model, dac, max_batch, LongFormOptions::default())?;
-        let max_backlog = (limits.client_lag * f64::from(dac.config().sample_rate)) as usize;
         Ok(Self {
             scheduler,
             clients: HashMap::new(),
             shared,
             limits,
-            max_backlog,
+            rate: f64::from(dac.config().sample_rate),
         })
     }
 
     /// Serves `submissions` until the server stops and nothing is left to decode.
     pub fn run(mut self, submissions: &Receiver<Submission>) {
-        while self.receive(submissions) {
+        let mut decoding = false;
+        while self.receive(submissions, decoding) {
             self.drop_gone();
-            if !self.scheduler.is_idle() {
-                self.step();
-            }
+            self.pace();
+            decoding = !self.scheduler.is_idle() && self.step() > 0;
         }
     }
 
-    /// Takes the requests that arrived (waiting a little when idle); false once the loop is
-    /// to end.
-    fn receive(&mut self, submissions: &Receiver<Submission>) -> bool {
-        if self.scheduler.is_idle() {
-            if self.shared.phase() != Phase::Serving {
-                return false;
-            }
+    /// Takes the requests that arrived, waiting a little when nothing decodes (idle, or every
+    /// request held); false once the loop is to end.
+    fn receive(&mut self, submissions: &Receiver<Submission>, decoding: bool) -> bool {
+        let idle = self.scheduler.is_idle();
+        if idle && self.shared.phase() != Phase::Serving {
+            return false;
+        }
+        if !decoding {
             match submissions.recv_timeout(IDLE_POLL) {
                 Ok(submission) => self.submit(submission),
                 Err(RecvTimeoutError::Timeout) => return true,
-                Err(RecvTimeoutError::Disconnected) => return false,
+                Err(RecvTimeoutError::Disconnected) if idle => return false,
+                // Held requests still wait on their clients.
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(IDLE_POLL);
+                    return true;
+                }
             }
         }
         while let Ok(submission) = submissions.try_recv() {
@@ -124,6 +152,7 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
                     arrived,
                     deadline: arrived + self.limits.timeout,
                     heard: false,
+                    held_since: None,
                     _slot: slot,
                 };
                 self.clients.insert(id, client);
@@ -147,7 +176,7 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
             .filter_map(|(&id, c)| {
                 let outcome = if c.events.is_closed() {
                     Outcome::Disconnected
-                } else if c.backlog.samples() > self.max_backlog {
+                } else if self.lag(c, now) > self.limits.client_lag {
                     Outcome::SlowClient
                 } else if cutting {
                     Outcome::Shutdown
@@ -181,19 +210,51 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
             tracing::info!(?outcome, "request cut");
         }
         // The gauges say so now, even if no step follows (the batch may be empty).
-        let (queued, running) = (self.scheduler.queued(), self.scheduler.running());
-        self.shared.metrics.step(0, queued, running);
+        self.shared.metrics.step(0, self.gauges());
     }
 
-    /// One decoder step for every request in the batch; its events go to their handlers. A
-    /// backend failure fails the requests in flight and the loop goes on.
-    fn step(&mut self) {
+    /// How far `client` is behind, in seconds: audio sent and not yet taken, plus the time its
+    /// request has been held waiting for it.
+    fn lag(&self, client: &Client, now: Instant) -> f64 {
+        let held = client
+            .held_since
+            .map_or(0.0, |since| (now - since).as_secs_f64());
+        client.backlog.samples() as f64 / self.rate + held
+    }
+
+    /// Holds the requests whose clients have more than `hold_after` seconds of audio waiting,
+    /// and lets those that took some go on.
+    fn pace(&mut self) {
+        let hold_at = (self.limits.hold_after * self.rate) as usize;
+        for (&id, client) in &mut self.clients {
+            let behind = client.backlog.samples() > hold_at;
+            if behind == client.held_since.is_some() {
+                continue;
+            }
+            client.held_since = behind.then(Instant::now);
+            self.scheduler.hold(id, behind);
+            tracing::debug!(held = behind, "request paced to its client");
+        }
+    }
+
+    fn gauges(&self) -> Gauges {
+        Gauges {
+            queued: self.scheduler.queued(),
+            running: self.scheduler.running(),
+            held: self.scheduler.held(),
+        }
+    }
+
+    /// One decoder step for every request in the batch that is not held; its events go to
+    /// their handlers. Returns how many requests decoded. A backend failure fails the requests
+    /// in flight and the loop goes on.
+    fn step(&mut self) -> usize {
         let (clients, metrics) = (&mut self.clients, &self.shared.metrics);
         let result = self.scheduler.step(|event| route(event, clients, metrics));
         match result {
             Ok(decoded) => {
-                let (queued, running) = (self.scheduler.queued(), self.scheduler.running());
-                metrics.step(decoded, queued, running);
+                self.shared.metrics.step(decoded, self.gauges());
+                decoded
             }
             Err(e) => {
                 tracing::error!("decoder step failed: {e}");
@@ -202,6 +263,7 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
                     metrics.job(Outcome::Failed);
                     client.end(JobEvent::Failed(format!("the decoder failed: {e}")));
                 }
+                0
             }
         }
     }
@@ -285,42 +347,168 @@ mod tests {
         (submission, receiver)
     }
 
-    /// The decode loop's cuts and steps until its batch is empty (`after_step` after each step).
-    fn run_until_idle<B: DiaBackend>(engine: &mut Engine<'_, B>, mut after_step: impl FnMut()) {
+    /// The decode loop's cuts, pacing and steps until its batch is empty (`after_step(engine)`
+    /// after each step; a short sleep when nothing decoded, as the loop waits).
+    fn run_until_idle<'a, B: DiaBackend>(
+        engine: &mut Engine<'a, B>,
+        mut after_step: impl FnMut(&mut Engine<'a, B>),
+    ) {
         for _ in 0..10_000 {
             engine.drop_gone();
+            engine.pace();
             if engine.scheduler.is_idle() {
                 return;
             }
-            engine.step();
-            after_step();
+            if engine.step() == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            after_step(engine);
         }
         panic!("the loop never went idle");
+    }
+
+    /// The tiny model and codec.
+    fn tiny() -> (DiaModel<B>, Dac<B>) {
+        let device = Default::default();
+        let model = DiaModel::<B>::load(&fixture("dia-tiny"), ModelOptions::default(), &device)
+            .expect("tiny model");
+        let dac = Dac::<B>::load(fixture("dac-tiny/weights.safetensors"), &device).expect("codec");
+        (model, dac)
+    }
+
+    const SCRIPT: &str = "[S1] A script of several lines. [S2] It runs for a while. ";
+
+    /// What a streamed request's client saw when it took its audio every `read_every` loop
+    /// turns: the samples, its last event, and the turns its request spent held.
+    fn listen(
+        (model, dac): &(DiaModel<B>, Dac<B>),
+        limits: RequestLimits,
+        read_every: usize,
+    ) -> (Vec<f32>, Option<JobEvent>, usize) {
+        let shared = Arc::new(Shared::new("tiny".into(), 1, 0));
+        let mut engine = Engine::new(model, dac, 1, limits, shared.clone()).expect("engine");
+        let (request, mut events) = submission(&shared, &SCRIPT.repeat(2));
+        let backlog = request.backlog.clone();
+        engine.submit(request);
+        let (mut samples, mut last, mut held, mut turn) = (Vec::new(), None, 0, 0);
+        run_until_idle(&mut engine, |engine| {
+            turn += 1;
+            if engine.scheduler.held() > 0 {
+                held += 1;
+                let metrics = shared.metrics.render();
+                assert!(metrics.contains("\ndia_held_requests 1\n"), "{metrics}");
+            }
+            if turn % read_every != 0 {
+                return;
+            }
+            while let Ok(event) = events.try_recv() {
+                if let JobEvent::Audio(s) = &event {
+                    backlog.taken(s.len());
+                    samples.extend_from_slice(s);
+                }
+                last = Some(event);
+            }
+        });
+        while let Ok(event) = events.try_recv() {
+            if let JobEvent::Audio(s) = &event {
+                samples.extend_from_slice(s);
+            }
+            last = Some(event);
+        }
+        (samples, last, held)
+    }
+
+    /// A request whose client takes its audio only now and then is held whenever audio waits
+    /// for it and goes on when the client takes it: its audio is bit for bit that of a request
+    /// never held.
+    #[test]
+    fn a_held_request_goes_on_where_it_stopped() {
+        let tiny = tiny();
+        let never_held = RequestLimits {
+            hold_after: f64::INFINITY,
+            ..RequestLimits::new(600.0, 600.0)
+        };
+        let (want, last, held) = listen(&tiny, never_held, 1);
+        assert!(matches!(last, Some(JobEvent::Done { .. })), "{last:?}");
+        assert!(
+            !want.is_empty() && held == 0,
+            "{} samples, {held}",
+            want.len()
+        );
+        let eager = RequestLimits {
+            hold_after: 0.0,
+            ..never_held
+        };
+        let (got, last, held) = listen(&tiny, eager, 7);
+        assert!(matches!(last, Some(JobEvent::Done { .. })), "{last:?}");
+        assert!(held > 20, "held for {held} turns");
+        assert!(got == want, "the held request's audio differs");
+    }
+
+    /// A client that takes nothing is held as soon as audio waits for it (no more steps) and
+    /// cut once it has been held for `client_lag` seconds (less the audio waiting).
+    #[test]
+    fn a_held_request_is_cut_after_the_client_lag() {
+        let (model, dac) = tiny();
+        let shared = Arc::new(Shared::new("tiny".into(), 1, 0));
+        let limits = RequestLimits {
+            hold_after: 0.0,
+            ..RequestLimits::new(600.0, 0.3)
+        };
+        let mut engine = Engine::new(&model, &dac, 1, limits, shared.clone()).expect("engine");
+        let (request, mut events) = submission(&shared, &SCRIPT.repeat(2));
+        engine.submit(request);
+        let steps = || {
+            shared
+                .metrics
+                .render()
+                .lines()
+                .find(|l| l.starts_with("dia_steps_total "))
+                .map(str::to_owned)
+        };
+        let mut held_at = None;
+        run_until_idle(&mut engine, |engine| {
+            if engine.scheduler.held() > 0 && held_at.is_none() {
+                held_at = Some((Instant::now(), steps()));
+            }
+        });
+        let (held_at, steps_then) = held_at.expect("the request was held");
+        let waited = held_at.elapsed().as_secs_f64();
+        assert!(waited >= 0.25, "cut {waited:.3} s after it was held");
+        assert_eq!(steps(), steps_then, "no step while held");
+        let mut last = None;
+        while let Ok(event) = events.try_recv() {
+            last = Some(event);
+        }
+        match last {
+            Some(JobEvent::Failed(message)) => assert!(message.contains("behind"), "{message}"),
+            other => panic!("the held request was not cut: {other:?}"),
+        }
+        let metrics = shared.metrics.render();
+        assert!(
+            metrics.contains("dia_jobs_total{outcome=\"slow_client\"} 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("\ndia_held_requests 0\n"), "{metrics}");
     }
 
     /// A response that takes nothing is cut once more than `client_lag` of audio waits for it,
     /// and its slot freed, while one that reads beside it runs to its end.
     #[test]
     fn a_response_that_stops_taking_audio_is_cut_and_the_other_finishes() {
-        let device = Default::default();
-        let model = DiaModel::<B>::load(&fixture("dia-tiny"), ModelOptions::default(), &device)
-            .expect("tiny model");
-        let dac = Dac::<B>::load(fixture("dac-tiny/weights.safetensors"), &device).expect("codec");
+        let (model, dac) = tiny();
         let shared = Arc::new(Shared::new("tiny".into(), 2, 0));
         let rate = f64::from(dac.config().sample_rate);
-        let limits = RequestLimits {
-            timeout: Duration::from_secs(600),
-            client_lag: 64.0 / rate,
-        };
+        let limits = RequestLimits::new(600.0, 64.0 / rate);
         let mut engine = Engine::new(&model, &dac, 2, limits, shared.clone()).expect("engine");
-        let text = "[S1] A script of several lines. [S2] It runs for a while. ".repeat(2);
+        let text = SCRIPT.repeat(2);
         let (stalled, mut stalled_events) = submission(&shared, &text);
         let (reading, mut reading_events) = submission(&shared, &text);
         let reading_backlog = reading.backlog.clone();
         engine.submit(stalled);
         engine.submit(reading);
         let mut read = Vec::new();
-        run_until_idle(&mut engine, || {
+        run_until_idle(&mut engine, |_| {
             // The reading response takes everything at once, as a body that keeps up.
             while let Ok(event) = reading_events.try_recv() {
                 if let JobEvent::Audio(samples) = &event {
@@ -362,7 +550,7 @@ mod tests {
         // A stalled request alone is cut with no step after it: the gauges still drop to 0.
         let (alone, _events) = submission(&shared, &text);
         engine.submit(alone);
-        run_until_idle(&mut engine, || {});
+        run_until_idle(&mut engine, |_| {});
         let metrics = shared.metrics.render();
         assert!(
             metrics.contains("dia_jobs_total{outcome=\"slow_client\"} 2"),

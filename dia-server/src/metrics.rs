@@ -54,8 +54,18 @@ struct Counts {
     /// Steps in the current one-second window and the rate of the last full one.
     window: (Instant, u64),
     steps_per_second: f64,
-    queued: usize,
-    running: usize,
+    gauges: Gauges,
+}
+
+/// Where the requests are now.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    /// Waiting for a batch slot.
+    pub queued: usize,
+    /// In the batch, held ones included.
+    pub running: usize,
+    /// In the batch but held out of the steps: their clients are behind.
+    pub held: usize,
 }
 
 /// The server's metrics.
@@ -105,8 +115,7 @@ impl Metrics {
                 steps: 0,
                 window: (Instant::now(), 0),
                 steps_per_second: 0.0,
-                queued: 0,
-                running: 0,
+                gauges: Gauges::default(),
             }),
         }
     }
@@ -131,9 +140,9 @@ impl Metrics {
         self.counts().first_audio.observe(after.as_secs_f64());
     }
 
-    /// A decoder step ran `batch` requests (0: none ran, the gauges changed); `queued` wait and
-    /// `running` decode now.
-    pub fn step(&self, batch: usize, queued: usize, running: usize) {
+    /// A decoder step ran `batch` requests (0: none ran, the gauges changed); `gauges` say where
+    /// the requests are now.
+    pub fn step(&self, batch: usize, gauges: Gauges) {
         let mut c = self.counts();
         if batch > 0 {
             c.batch_size.observe(batch as f64);
@@ -145,7 +154,7 @@ impl Metrics {
             c.steps_per_second = c.window.1 as f64 / elapsed.as_secs_f64();
             c.window = (Instant::now(), 0);
         }
-        (c.queued, c.running) = (queued, running);
+        c.gauges = gauges;
     }
 
     /// The Prometheus text exposition.
@@ -172,12 +181,17 @@ impl Metrics {
             (
                 "dia_queue_depth",
                 "Requests waiting for a batch slot.",
-                c.queued as f64,
+                c.gauges.queued as f64,
             ),
             (
                 "dia_running_requests",
-                "Requests in the batch.",
-                c.running as f64,
+                "Requests in the batch (held ones included).",
+                c.gauges.running as f64,
+            ),
+            (
+                "dia_held_requests",
+                "Streamed requests held out of the decoder steps until their client takes audio.",
+                c.gauges.held as f64,
             ),
             (
                 "dia_steps_per_second",

@@ -158,10 +158,7 @@ impl OnDevice for Decode<'_> {
             Some(dir) => Voices::load(dir, &dia)?,
             None => Voices::default(),
         };
-        let limits = RequestLimits {
-            timeout: Duration::from_secs_f64(args.request_timeout),
-            client_lag: args.client_lag,
-        };
+        let limits = RequestLimits::new(args.request_timeout, args.client_lag);
         let engine = Engine::new(model, dac, args.max_batch, limits, self.shared.clone())?;
         let ready = Ready {
             voices,

@@ -73,7 +73,7 @@ fn solo(model: &DiaModel<B>, dac: &Dac<B>, job: &SpeechJob) -> (Vec<Vec<u32>>, V
     });
     let id = id.unwrap();
     let mut seen = HashMap::new();
-    run(&mut scheduler, &mut seen, None);
+    run(&mut scheduler, &mut seen, untouched);
     let seen = seen.remove(&id).unwrap();
     (seen.codes.unwrap(), seen.samples)
 }
@@ -86,56 +86,76 @@ struct Seen {
     passes_started: usize,
 }
 
+/// Runs `scheduler` until idle; `before(scheduler, step)` may cancel or hold jobs before each
+/// step and names a job held for it (which must report nothing in that step).
 fn run(
     scheduler: &mut SpeechScheduler<'_, B>,
     seen: &mut HashMap<JobId, Seen>,
-    cancel: Option<(JobId, usize)>,
+    mut before: impl FnMut(
+        &mut SpeechScheduler<'_, B>,
+        &mut HashMap<JobId, Seen>,
+        usize,
+    ) -> Option<JobId>,
 ) {
     let mut step = 0;
     while !scheduler.is_idle() {
-        if let Some((job, at)) = cancel
-            && at == step
-        {
-            let partial = scheduler.cancel(job).unwrap();
-            seen.get_mut(&job).unwrap().codes = Some(partial.codes());
-        }
+        let held = before(scheduler, seen, step);
         scheduler
-            .step(|event| match event {
-                SpeechEvent::Started { job, .. } => {
-                    seen.entry(job).or_default().passes_started += 1
+            .step(|event| {
+                let job = match &event {
+                    SpeechEvent::Started { job, .. }
+                    | SpeechEvent::Audio { job, .. }
+                    | SpeechEvent::Done { job, .. }
+                    | SpeechEvent::Failed { job, .. } => *job,
+                };
+                assert_ne!(Some(job), held, "a held job reports nothing (step {step})");
+                match event {
+                    SpeechEvent::Started { job, .. } => {
+                        seen.entry(job).or_default().passes_started += 1
+                    }
+                    SpeechEvent::Audio { job, samples } => seen
+                        .entry(job)
+                        .or_default()
+                        .samples
+                        .extend_from_slice(samples),
+                    SpeechEvent::Done { job, output } => {
+                        seen.entry(job).or_default().codes = Some(output.codes())
+                    }
+                    SpeechEvent::Failed { job, error } => panic!("{job:?} failed: {error}"),
                 }
-                SpeechEvent::Audio { job, samples } => seen
-                    .entry(job)
-                    .or_default()
-                    .samples
-                    .extend_from_slice(samples),
-                SpeechEvent::Done { job, output } => {
-                    seen.entry(job).or_default().codes = Some(output.codes())
-                }
-                SpeechEvent::Failed { job, error } => panic!("{job:?} failed: {error}"),
             })
             .unwrap();
         assert!(scheduler.running() <= 2, "at most max_batch jobs run");
         step += 1;
-        assert!(step < 2000, "the scheduler finishes");
+        assert!(step < 4000, "the scheduler finishes");
     }
 }
 
-#[test]
-fn every_job_speaks_as_alone_and_a_cancel_frees_its_slot() {
-    let (model, dac) = fixtures();
-    let jobs = jobs();
-    let mut scheduler = SpeechScheduler::new(&model, &dac, 2, OPTIONS).unwrap();
-    let ids: Vec<JobId> = jobs
+/// A scheduler of two slots with every job of [`jobs`] submitted, and their ids.
+fn submitted<'a>(
+    model: &'a DiaModel<B>,
+    dac: &'a Dac<B>,
+    jobs: &[SpeechJob],
+) -> (SpeechScheduler<'a, B>, Vec<JobId>) {
+    let mut scheduler = SpeechScheduler::new(model, dac, 2, OPTIONS).unwrap();
+    let ids = jobs
         .iter()
         .map(|j| scheduler.submit(j.clone()).unwrap())
         .collect();
-    assert_eq!((scheduler.jobs(), scheduler.queued()), (3, 3));
-    let mut seen = HashMap::new();
-    run(&mut scheduler, &mut seen, None);
-    for (i, (job, id)) in jobs.iter().zip(&ids).enumerate() {
+    (scheduler, ids)
+}
+
+/// Each job's codes (and a streamed job's audio) in `seen` are those of its solo run.
+fn assert_as_alone(
+    model: &DiaModel<B>,
+    dac: &Dac<B>,
+    jobs: &[SpeechJob],
+    ids: &[JobId],
+    seen: &HashMap<JobId, Seen>,
+) {
+    for (i, (job, id)) in jobs.iter().zip(ids).enumerate() {
         let got = &seen[id];
-        let (codes, samples) = solo(&model, &dac, job);
+        let (codes, samples) = solo(model, dac, job);
         assert!(!codes.is_empty(), "job {i}: solo codes");
         assert_eq!(got.codes.as_ref(), Some(&codes), "job {i}: codes");
         if job.stream {
@@ -145,19 +165,41 @@ fn every_job_speaks_as_alone_and_a_cancel_frees_its_slot() {
             assert!(got.samples.is_empty(), "job {i}: not streamed");
         }
     }
+}
+
+/// Nothing done before a step.
+fn untouched(
+    _: &mut SpeechScheduler<'_, B>,
+    _: &mut HashMap<JobId, Seen>,
+    _: usize,
+) -> Option<JobId> {
+    None
+}
+
+#[test]
+fn every_job_speaks_as_alone_and_a_cancel_frees_its_slot() {
+    let (model, dac) = fixtures();
+    let jobs = jobs();
+    let (mut scheduler, ids) = submitted(&model, &dac, &jobs);
+    assert_eq!((scheduler.jobs(), scheduler.queued()), (3, 3));
+    let mut seen = HashMap::new();
+    run(&mut scheduler, &mut seen, untouched);
+    assert_as_alone(&model, &dac, &jobs, &ids, &seen);
     assert!(
         seen[&ids[0]].passes_started > 1,
         "the long script took several passes"
     );
 
     // Cancelling the long job mid-way: its output stops short, the others are unchanged.
-    let mut scheduler = SpeechScheduler::new(&model, &dac, 2, OPTIONS).unwrap();
-    let ids: Vec<JobId> = jobs
-        .iter()
-        .map(|j| scheduler.submit(j.clone()).unwrap())
-        .collect();
+    let (mut scheduler, ids) = submitted(&model, &dac, &jobs);
     let mut cancelled = HashMap::new();
-    run(&mut scheduler, &mut cancelled, Some((ids[0], 30)));
+    run(&mut scheduler, &mut cancelled, |scheduler, seen, step| {
+        if step == 30 {
+            let partial = scheduler.cancel(ids[0]).unwrap();
+            seen.entry(ids[0]).or_default().codes = Some(partial.codes());
+        }
+        None
+    });
     assert!(scheduler.cancel(ids[0]).is_none(), "gone");
     let full = seen[&ids[0]].codes.as_ref().unwrap();
     let cut = cancelled[&ids[0]].codes.as_ref().unwrap();
@@ -168,6 +210,31 @@ fn every_job_speaks_as_alone_and_a_cancel_frees_its_slot() {
     for id in &ids[1..] {
         assert_eq!(cancelled[id].codes, seen[id].codes, "{id:?} unchanged");
     }
+}
+
+/// A streamed long script held two steps in three (as a server holds a listener that falls
+/// behind), in mid-pass and between passes, speaks exactly as alone, and so do the jobs beside
+/// it, which go on while it is held.
+#[test]
+fn a_held_job_speaks_as_alone() {
+    let (model, dac) = fixtures();
+    let jobs = jobs();
+    let (mut scheduler, ids) = submitted(&model, &dac, &jobs);
+    let mut seen = HashMap::new();
+    let mut held_steps = 0;
+    run(&mut scheduler, &mut seen, |scheduler, _, step| {
+        let held = step >= 10 && step % 3 != 0;
+        if !scheduler.hold(ids[0], held) {
+            return None;
+        }
+        assert_eq!(scheduler.held(), usize::from(held));
+        held_steps += usize::from(held);
+        held.then_some(ids[0])
+    });
+    assert!(held_steps > 100, "held for {held_steps} steps");
+    assert!(seen[&ids[0]].passes_started > 1, "held across passes");
+    assert_as_alone(&model, &dac, &jobs, &ids, &seen);
+    assert!(!scheduler.hold(ids[0], true), "a finished job is unknown");
 }
 
 #[test]

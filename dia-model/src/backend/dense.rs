@@ -1,6 +1,6 @@
 //! Bias-free projection computed through the backend's [`DiaBackend::project`] hook, so each
 //! backend can use its fastest kernel for the shape at hand; weights stored as a float dtype or
-//! as int8 with one scale per output column ([`WeightStorage`]), in `[in, out]` or in the
+//! as int8 with one scale per output column, optionally with int8 inputs ([`WeightStorage`]), in `[in, out]` or in the
 //! layout a backend's kernels read (Flex's column tiles, `backend::flex::Tiles`).
 
 use burn::module::{Module, Param, ParamId};
@@ -24,13 +24,16 @@ pub enum Dense<B: Backend> {
     Tiled(super::flex::Tiles<B>),
 }
 
-/// A weight-only int8 matrix: `weight[i, o] ≈ values[i, o] · scale[o]`.
+/// An int8 matrix: `weight[i, o] ≈ values[i, o] · scale[o]`.
 #[derive(Module, Debug)]
 pub struct Int8Weight<B: Backend> {
     /// `[in, out]`, int8, symmetric (−127..=127).
     pub values: Param<Tensor<B, 2, Int>>,
     /// `[out]`, f32: each output column's largest magnitude over 127.
     pub scale: Param<Tensor<B, 1>>,
+    /// Whether each input row is quantized to int8 too ([`WeightStorage::W8A8`]): the hooks
+    /// then compute `Σ q(x)·values` (exactly where they can) times both scales.
+    pub int8_activations: bool,
 }
 
 impl<B: DiaBackend> Dense<B> {
@@ -44,7 +47,8 @@ impl<B: DiaBackend> Dense<B> {
     /// [`Dense::new`] in `[in, out]`, whatever the backend's kernels read.
     pub fn plain(weight: Tensor<B, 2>, storage: WeightStorage) -> Self {
         let Some(dtype) = storage.float_dtype() else {
-            return Self::Int8(Int8Weight::quantize(weight));
+            let int8_activations = storage == WeightStorage::W8A8;
+            return Self::Int8(Int8Weight::quantize(weight, int8_activations));
         };
         let weight = if weight.dtype() == dtype {
             weight
@@ -58,12 +62,14 @@ impl<B: DiaBackend> Dense<B> {
     pub fn cat_columns(parts: Vec<Self>) -> Self {
         let mut floats = Vec::new();
         let (mut values, mut scales) = (Vec::new(), Vec::new());
+        let mut int8_activations = false;
         for part in parts {
             match part.untiled() {
                 Self::Float(w) => floats.push(w.into_value()),
                 Self::Int8(q) => {
                     values.push(q.values.into_value());
                     scales.push(q.scale.into_value());
+                    int8_activations = q.int8_activations;
                 }
                 #[cfg(feature = "flex")]
                 Self::Tiled(_) => unreachable!("untiled above"),
@@ -79,6 +85,7 @@ impl<B: DiaBackend> Dense<B> {
         B::arrange(Self::Int8(Int8Weight {
             values: Param::initialized(ParamId::new(), cat_int8_columns(values)),
             scale: Param::from_tensor(Tensor::cat(scales, 0)),
+            int8_activations,
         }))
     }
 }
@@ -128,8 +135,8 @@ fn cat_int8_columns<B: Backend>(parts: Vec<Tensor<B, 2, Int>>) -> Tensor<B, 2, I
 }
 
 impl<B: Backend> Int8Weight<B> {
-    /// Symmetric per-column quantization of an `[in, out]` weight.
-    pub(crate) fn quantize(weight: Tensor<B, 2>) -> Self {
+    /// Symmetric per-column quantization of an `[in, out]` weight, for int8 or float inputs.
+    pub(crate) fn quantize(weight: Tensor<B, 2>, int8_activations: bool) -> Self {
         let [d_in, d_out] = weight.dims();
         let device = weight.device();
         let data = weight.into_data().convert::<f32>();
@@ -157,6 +164,16 @@ impl<B: Backend> Int8Weight<B> {
         Self {
             values: Param::initialized(ParamId::new(), values),
             scale: Param::from_tensor(scale),
+            int8_activations,
+        }
+    }
+
+    /// The same weight taking its inputs as they come: for a hook that has quantized them.
+    pub fn with_float_inputs(&self) -> Self {
+        Self {
+            values: self.values.clone(),
+            scale: self.scale.clone(),
+            int8_activations: false,
         }
     }
 }

@@ -10,10 +10,15 @@ use crate::backend::DiaBackend;
 use crate::shape::split_heads;
 
 /// `x` · `weight` with Burn's matmul: a float weight cast to `x`'s dtype if stored in another,
-/// an int8 weight dequantized and the product's columns scaled.
+/// an int8 weight dequantized and the product's columns scaled (after the rows of `x` are
+/// quantized, for int8 inputs: [`quantize_rows`]).
 pub fn project<B: Backend>(x: Tensor<B, 2>, weight: &Dense<B>) -> Tensor<B, 2> {
     let dtype = x.dtype();
     match weight {
+        Dense::Int8(q) if q.int8_activations => {
+            let (x, x_scale) = quantize_rows(x);
+            scale_rows(project(x, &Dense::Int8(q.with_float_inputs())), x_scale)
+        }
         Dense::Float(w) => {
             let w = w.val();
             let w = if w.dtype() == dtype { w } else { w.cast(dtype) };
@@ -34,6 +39,26 @@ pub fn project<B: Backend>(x: Tensor<B, 2>, weight: &Dense<B>) -> Tensor<B, 2> {
 pub fn scale_columns<B: Backend>(y: Tensor<B, 2>, scale: Tensor<B, 1>) -> Tensor<B, 2> {
     let dtype = y.dtype();
     (y.cast(DType::F32) * scale.unsqueeze::<2>()).cast(dtype)
+}
+
+/// Each row of `x` `[rows, in]` quantized to int8 values (held in `x`'s dtype, half to even)
+/// with one f32 scale `[rows, 1]`: its largest magnitude over 127 (1 for a zero row). A row the
+/// hooks get this way quantizes to itself again, with scale 1.
+pub fn quantize_rows<B: Backend>(x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let dtype = x.dtype();
+    let x = x.cast(DType::F32);
+    let amax = x.clone().abs().max_dim(1);
+    let scale = amax.clone().div_scalar(127.0);
+    let scale = scale.mask_fill(amax.equal_elem(0.0), 1.0);
+    let q = x.div(scale.clone()).round().clamp(-127.0, 127.0);
+    (q.cast(dtype), scale)
+}
+
+/// `y` `[rows, out]` with each row times its f32 `scale` `[rows, 1]`, in `y`'s dtype: the last
+/// step of a product with int8 inputs.
+pub fn scale_rows<B: Backend>(y: Tensor<B, 2>, scale: Tensor<B, 2>) -> Tensor<B, 2> {
+    let dtype = y.dtype();
+    (y.cast(DType::F32) * scale).cast(dtype)
 }
 
 /// `x` `[batch, seq, in]` · `weight`, split into `[batch, heads, seq, head_dim]` per entry of

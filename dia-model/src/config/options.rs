@@ -17,6 +17,10 @@ pub enum WeightStorage {
     /// Symmetric int8, one f32 scale per output column: a quarter of f32's bytes, products
     /// accumulate in f32.
     Int8,
+    /// Int8 weights as [`WeightStorage::Int8`], times int8 activations: each input row of a
+    /// projection quantized with one scale (its largest magnitude over 127), the products
+    /// summed exactly in i32 (VNNI or AVX2 integer dot products on the CPU), then scaled.
+    W8A8,
 }
 
 impl WeightStorage {
@@ -35,17 +39,19 @@ impl WeightStorage {
             Self::F32 => Some(DType::F32),
             Self::F16 => Some(DType::F16),
             Self::BF16 => Some(DType::BF16),
-            Self::Int8 => None,
+            Self::Int8 | Self::W8A8 => None,
         }
     }
 
-    /// The lower-case name used on command lines and in reports (`f32`, `f16`, `bf16`, `int8`).
+    /// The lower-case name used on command lines and in reports (`f32`, `f16`, `bf16`, `int8`,
+    /// `w8a8`).
     pub fn name(self) -> &'static str {
         match self {
             Self::F32 => "f32",
             Self::F16 => "f16",
             Self::BF16 => "bf16",
             Self::Int8 => "int8",
+            Self::W8A8 => "w8a8",
         }
     }
 }
@@ -60,11 +66,11 @@ impl FromStr for WeightStorage {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        [Self::F32, Self::F16, Self::BF16, Self::Int8]
+        [Self::F32, Self::F16, Self::BF16, Self::Int8, Self::W8A8]
             .into_iter()
             .find(|w| w.name() == s.to_ascii_lowercase())
             .ok_or_else(|| {
-                format!("unknown weight storage {s:?} (expected f32, f16, bf16 or int8)")
+                format!("unknown weight storage {s:?} (expected f32, f16, bf16, int8 or w8a8)")
             })
     }
 }

@@ -45,11 +45,13 @@ struct Slot<'m, B: DiaBackend> {
     id: ItemId,
     decoding: Decoding<'m, B>,
     failed: bool,
+    /// Kept out of the steps until released ([`ContinuousBatch::hold`]).
+    held: bool,
 }
 
 impl<B: DiaBackend> Slot<'_, B> {
     fn is_running(&self) -> bool {
-        !self.failed && self.decoding.is_running()
+        !self.failed && !self.held && self.decoding.is_running()
     }
 
     /// The slot's step, marking it failed on an error.
@@ -130,6 +132,15 @@ impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
         self.slots.len() < self.max_batch
     }
 
+    /// Keeps item `id` out of the steps (`held`) or lets it decode again: a held item keeps its
+    /// slot, cache and place in its sequence, so its codes are those of a run never held (an
+    /// item's codes do not depend on what decodes beside it). `None` for an id not in the batch.
+    pub fn hold(&mut self, id: ItemId, held: bool) -> Option<()> {
+        let slot = self.slots.iter_mut().find(|s| s.id == id)?;
+        slot.held = held;
+        Some(())
+    }
+
     /// Items that will decode at the next step.
     pub fn running(&self) -> usize {
         self.slots.iter().filter(|s| s.is_running()).count()
@@ -166,6 +177,7 @@ impl<'m, B: DiaBackend> ContinuousBatch<'m, B> {
             id,
             decoding,
             failed: false,
+            held: false,
         });
         Ok(id)
     }

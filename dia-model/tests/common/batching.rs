@@ -2,7 +2,7 @@
 //! runs to compare with, and the logits of a grouped decoder pass against each group alone.
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 
 use burn::tensor::{Int, Tensor, TensorData};
 use dia_model::generation::ItemId;
@@ -86,15 +86,25 @@ pub fn solo<B: DiaBackend>(model: &DiaModel<B>, item: &Planned) -> GeneratedCode
     out.pop().unwrap()
 }
 
+/// What happens to one item of a schedule besides joining.
+#[derive(Clone, Default)]
+pub struct Interventions {
+    /// (item, step): the item is cancelled at that step.
+    pub cancel: Option<(usize, usize)>,
+    /// (item, steps): the item is held out of those steps (and must not decode in them).
+    pub hold: Option<(usize, Range<usize>)>,
+}
+
 /// Runs the schedule in a batch of `max_batch` slots choosing tokens at the first item's
 /// sampling site; an item joins at its step or, when the batch is full, at the first step
-/// after a slot frees. `cancel` = (item, step) stops one.
+/// after a slot frees; `interventions` cancel or hold one.
 pub fn run<B: DiaBackend>(
     model: &DiaModel<B>,
     items: &[Planned],
     max_batch: usize,
-    cancel: Option<(usize, usize)>,
+    interventions: Interventions,
 ) -> (Vec<GeneratedCodes>, Vec<usize>) {
+    let Interventions { cancel, hold } = interventions;
     let sampling = items[0].config.sampling;
     let mut batch = ContinuousBatch::with_sampling(model, max_batch, sampling).unwrap();
     let mut ids: HashMap<ItemId, usize> = HashMap::new();
@@ -117,8 +127,18 @@ pub fn run<B: DiaBackend>(
                 joined_at[i] = step;
             }
         }
+        let held = hold
+            .clone()
+            .filter(|(_, steps)| steps.contains(&step))
+            .map(|(i, _)| i);
+        if let Some((i, _)) = &hold
+            && let Some((&id, _)) = ids.iter().find(|(_, v)| *v == i)
+        {
+            batch.hold(id, held == Some(*i));
+        }
         for s in batch.step().unwrap() {
             let i = ids[&s.id];
+            assert_ne!(held, Some(i), "a held item decodes nothing (step {step})");
             let st = s.outcome.unwrap();
             assert_eq!(
                 st.new_frames[0].start, reported[i],

@@ -12,6 +12,10 @@ pub type Diffs = Vec<(&'static str, f32)>;
 /// prefill logits, 0.17 step logits, the same on Flex's kernel and NdArray's dequantizing path.
 pub const INT8_BOUND: f32 = 0.71;
 
+/// Int8 weights and int8 activations against the f32 goldens (2026-12-07): 0.14 encoder, 0.67
+/// prefill logits, 0.35 step logits, the same on Flex's integer kernel and NdArray's f32 path.
+pub const W8A8_BOUND: f32 = 1.0;
+
 /// Encoder output, cross-attention keys (original version only), prefill logits and the
 /// logits of one cached step of `model_dir` loaded with `options`, against `golden_dir`.
 pub fn layer_diffs<B: DiaBackend>(

@@ -3,9 +3,13 @@
 //! its solo run; a cancelled item frees its slot without touching the others.
 
 use dia_model::SamplingSite::{self, Device, Host};
-use dia_model::{ContinuousBatch, DiaBackend, DiaError, DiaModel, EndReason, ModelOptions};
+use dia_model::{
+    ContinuousBatch, DiaBackend, DiaError, DiaModel, EndReason, ModelOptions, WeightStorage,
+};
 
-use crate::common::batching::{Planned, config, group_logits_diff, request, run, schedule, solo};
+use crate::common::batching::{
+    Interventions, Planned, config, group_logits_diff, request, run, schedule, solo,
+};
 use crate::common::*;
 
 /// The schedule with every item choosing its tokens at `sampling`.
@@ -18,10 +22,18 @@ fn schedule_at(sampling: SamplingSite) -> Vec<Planned> {
 }
 
 fn check_invariance<B: DiaBackend>(fixture_name: &str, sampling: SamplingSite, device: &B::Device) {
-    let model =
-        DiaModel::<B>::load(&fixture(fixture_name), ModelOptions::default(), device).unwrap();
+    check_invariance_with::<B>(fixture_name, ModelOptions::default(), sampling, device);
+}
+
+fn check_invariance_with<B: DiaBackend>(
+    fixture_name: &str,
+    options: ModelOptions,
+    sampling: SamplingSite,
+    device: &B::Device,
+) {
+    let model = DiaModel::<B>::load(&fixture(fixture_name), options, device).unwrap();
     let items = schedule_at(sampling);
-    let (got, joined_at) = run(&model, &items, 3, None);
+    let (got, joined_at) = run(&model, &items, 3, Interventions::default());
     assert_eq!(&joined_at[..3], &[0, 7, 31], "joined at their steps");
     assert!(joined_at[3] > 33, "the fourth waited for a free slot");
     for (i, (item, got)) in items.iter().zip(&got).enumerate() {
@@ -61,6 +73,17 @@ fn joining_items_decode_as_alone_flex() {
     check_invariance::<Flex>("dia-tiny-orig", Host, &Default::default());
 }
 
+/// With int8 weights and activations (each row quantized on its own, exact integer sums), an
+/// item's codes are still those of its solo run.
+#[test]
+fn joining_items_decode_as_alone_w8a8() {
+    let options = ModelOptions {
+        weights: Some(WeightStorage::W8A8),
+        ..ModelOptions::default()
+    };
+    check_invariance_with::<Flex>("dia-tiny", options, Host, &Default::default());
+}
+
 #[test]
 fn joining_items_decode_as_alone_ndarray() {
     check_invariance::<NdArray>("dia-tiny", Host, &Default::default());
@@ -83,7 +106,11 @@ fn joining_items_decode_as_alone_sampling_on_the_device() {
 fn check_cancel<B: DiaBackend>(sampling: SamplingSite, device: &B::Device) {
     let model = DiaModel::<B>::load(&fixture("dia-tiny"), ModelOptions::default(), device).unwrap();
     let items = schedule_at(sampling);
-    let (got, joined_at) = run(&model, &items, 3, Some((1, 40)));
+    let cancel = Interventions {
+        cancel: Some((1, 40)),
+        ..Interventions::default()
+    };
+    let (got, joined_at) = run(&model, &items, 3, cancel);
     assert_eq!(
         joined_at[3], 40,
         "the fourth takes the cancelled item's slot"
@@ -100,6 +127,28 @@ fn check_cancel<B: DiaBackend>(sampling: SamplingSite, device: &B::Device) {
             "item {i} unchanged by the cancel"
         );
     }
+}
+
+/// An item held out of 25 steps in mid-decode (a server holding a client that stopped reading)
+/// keeps its slot and then gets exactly its solo codes, as do the items beside it.
+fn check_hold<B: DiaBackend>(sampling: SamplingSite, device: &B::Device) {
+    let model = DiaModel::<B>::load(&fixture("dia-tiny"), ModelOptions::default(), device).unwrap();
+    let items = schedule_at(sampling);
+    let hold = Interventions {
+        hold: Some((0, 12..37)),
+        ..Interventions::default()
+    };
+    let (got, joined_at) = run(&model, &items, 3, hold);
+    assert!(joined_at[3] > 33, "the held item kept its slot");
+    for (i, (item, got)) in items.iter().zip(&got).enumerate() {
+        assert_eq!(got, &solo(&model, item), "item {i} as if never held");
+    }
+}
+
+#[test]
+fn a_held_item_decodes_as_if_never_held() {
+    check_hold::<Flex>(Host, &Default::default());
+    check_hold::<Flex>(Device { read_back: 5 }, &Default::default());
 }
 
 #[test]

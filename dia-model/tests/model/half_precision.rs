@@ -9,7 +9,7 @@ use dia_test_support::{read_tensors, write_tensors};
 use half::{bf16, f16};
 use safetensors::Dtype;
 
-use crate::common::layers::{INT8_BOUND, assert_within, layer_diffs};
+use crate::common::layers::{INT8_BOUND, W8A8_BOUND, assert_within, layer_diffs};
 use crate::common::*;
 
 /// Largest layer-output difference from the f32 golden tensors, measured on dia-tiny
@@ -46,6 +46,36 @@ fn int8_weights_within_measured_bound() {
     assert_within(&flex, INT8_BOUND, "int8 flex");
     let ndarray = layer_diffs::<NdArray>("dia-tiny", "dia-tiny", options, &Default::default());
     assert_within(&ndarray, INT8_BOUND, "int8 ndarray");
+}
+
+/// Int8 weights times int8 activations (each projection's input rows quantized): Flex's exact
+/// integer kernel and the default path (NdArray: the quantized rows times the dequantized
+/// weight in f32) stay within the measured bound of the f32 goldens, and within float rounding
+/// of each other (the same quantization, summed exactly or in f32).
+#[test]
+fn w8a8_within_measured_bound() {
+    let options = ModelOptions {
+        weights: Some(WeightStorage::W8A8),
+        ..ModelOptions::default()
+    };
+    let flex = layer_diffs::<Flex>("dia-tiny", "dia-tiny", options, &Default::default());
+    assert_within(&flex, W8A8_BOUND, "w8a8 flex");
+    let ndarray = layer_diffs::<NdArray>("dia-tiny", "dia-tiny", options, &Default::default());
+    assert_within(&ndarray, W8A8_BOUND, "w8a8 ndarray");
+    for ((name, a), (_, b)) in flex.iter().zip(&ndarray) {
+        assert!((a - b).abs() < 1e-4, "{name}: flex {a}, ndarray {b}");
+    }
+    let int8 = ModelOptions {
+        weights: Some(WeightStorage::Int8),
+        ..options
+    };
+    let weights_only = layer_diffs::<Flex>("dia-tiny", "dia-tiny", int8, &Default::default());
+    assert!(
+        flex.iter()
+            .zip(&weights_only)
+            .any(|((_, a), (_, b))| a != b),
+        "the activations were quantized: {flex:?} vs {weights_only:?}"
+    );
 }
 
 /// A copy of fixture `name` whose safetensors files store every f32 tensor as `dtype`.

@@ -12,9 +12,7 @@ const RATE: u32 = 44_100;
 /// Decodes a whole file of `extension` (through a file, as `dia-infer` reads prompts): its
 /// samples at 44.1 kHz (a file at another rate would come back resampled: another length).
 fn decode(bytes: Vec<u8>, extension: &str) -> Vec<f32> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(format!("speech.{extension}"));
-    std::fs::write(&path, bytes).unwrap();
+    let (_dir, path) = file(&bytes, extension);
     dia_burn::audio::read_mono(&path, RATE, None).unwrap()
 }
 
@@ -39,7 +37,6 @@ async fn every_format_decodes_to_the_same_speech() {
     // FLAC is lossless: the WAV's samples exactly, in a complete file.
     let flac_bytes = server.speech_bytes(&case0("flac")).await;
     check_flac_header(&flac_bytes, n);
-    check_libsndfile(&flac_bytes, n);
     let flac = decode(flac_bytes, "flac");
     let flac: Vec<i16> = flac.iter().map(|&s| (s * 32768.0).round() as i16).collect();
     assert_eq!(flac, wav);
@@ -84,9 +81,31 @@ fn check_flac_header(bytes: &[u8], samples: usize) {
     assert!(info[18..34].iter().any(|&b| b != 0), "an MD5 of the audio");
 }
 
+/// Whether the decoders people open files with must be here (CI installs them).
+fn decoders_required() -> bool {
+    std::env::var_os("DIA_REQUIRE_DECODERS").is_some()
+}
+
+/// Says that `tool` is missing, or fails where it is required.
+fn missing(tool: &str) {
+    assert!(
+        !decoders_required(),
+        "{tool} is not installed here and DIA_REQUIRE_DECODERS is set"
+    );
+    eprintln!("{tool} check skipped: {tool} is not installed here");
+}
+
+/// `bytes` in a file named for `extension` in a fresh folder (kept alive by the guard).
+fn file(bytes: &[u8], extension: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("speech.{extension}"));
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
 /// libsndfile (what python-soundfile and librosa read with) opens the file and reads every
-/// sample, through python3's ctypes; said and skipped where python3 or libsndfile is missing.
-fn check_libsndfile(bytes: &[u8], samples: usize) {
+/// frame it announces, through python3's ctypes: (frames announced, frames read, rate).
+fn libsndfile_reads(bytes: &[u8], extension: &str) -> Option<(usize, usize, u32)> {
     const SCRIPT: &str = r#"
 import ctypes, sys
 try:
@@ -105,11 +124,9 @@ if not handle:
 buf = (ctypes.c_short * max(info.frames, 1))()
 lib.sf_readf_short.restype = ctypes.c_int64
 read = lib.sf_readf_short(ctypes.c_void_p(handle), buf, ctypes.c_int64(info.frames))
-print("frames", info.frames, read)
+print(info.frames, read, info.samplerate)
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("speech.flac");
-    std::fs::write(&path, bytes).unwrap();
+    let (_dir, path) = file(bytes, extension);
     let out = std::process::Command::new("python3")
         .args(["-c", SCRIPT])
         .arg(&path)
@@ -119,14 +136,85 @@ print("frames", info.frames, read)
         _ => "missing".to_string(),
     };
     if said == "missing" {
-        eprintln!("libsndfile check skipped: python3 or libsndfile.so.1 is not installed here");
-        return;
+        missing("libsndfile");
+        return None;
     }
-    assert_eq!(
-        said,
-        format!("frames {samples} {samples}"),
-        "libsndfile's reading"
+    let parts: Vec<u64> = said
+        .split(' ')
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("libsndfile: {said}")))
+        .collect();
+    Some((parts[0] as usize, parts[1] as usize, parts[2] as u32))
+}
+
+/// ffmpeg decodes the file to 16-bit mono at `rate` (its own rate: no resampling): the
+/// samples it gives, `None` where ffmpeg is missing. `input` names a raw format (`s16le`).
+fn ffmpeg_samples(bytes: &[u8], extension: &str, raw: Option<u32>) -> Option<usize> {
+    let (_dir, path) = file(bytes, extension);
+    let mut command = std::process::Command::new("ffmpeg");
+    command.args(["-v", "error", "-nostdin"]);
+    if let Some(rate) = raw {
+        command.args(["-f", "s16le", "-ac", "1", "-ar", &rate.to_string()]);
+    }
+    command
+        .arg("-i")
+        .arg(&path)
+        .args(["-f", "s16le", "-ac", "1", "-"]);
+    let Ok(out) = command.output() else {
+        missing("ffmpeg");
+        return None;
+    };
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg on {extension}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    Some(out.stdout.len() / 2)
+}
+
+/// Every format opens in the decoders people use, at its length: ffmpeg (hence browsers'
+/// and players' demuxers, and most audio tools) and libsndfile (python-soundfile, librosa).
+/// WAV streams with unknown sizes (as OpenAI's), FLAC is a complete file, Opus knows its length
+/// from its granule positions; MP3 streams with no gapless header, so decoders add the encoder's
+/// delay and padding (at most two frames).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_format_opens_in_ffmpeg_and_libsndfile() {
+    let server = Server::start(&[]).await;
+    let n = wav_samples(&server.speech_bytes(&case0("wav")).await, RATE).len();
+    let at_48k = |n: usize| n * 48_000 / RATE as usize;
+    let pcm_len = n * 24_000 / RATE as usize;
+    for format in ["wav", "flac", "opus", "mp3", "pcm"] {
+        let bytes = server.speech_bytes(&case0(format)).await;
+        let raw = (format == "pcm").then_some(24_000);
+        let (low, high) = match format {
+            "wav" | "flac" => (n, n),
+            "opus" => (at_48k(n), at_48k(n) + 1),
+            "pcm" => (pcm_len, pcm_len),
+            _ => (n, n + 2 * 1152 + 1105),
+        };
+        if let Some(got) = ffmpeg_samples(&bytes, format, raw) {
+            assert!(
+                (low..=high).contains(&got),
+                "ffmpeg: {got} {format} samples for {low}..={high}"
+            );
+        }
+        if format == "pcm" {
+            continue;
+        }
+        if let Some((frames, read, rate)) = libsndfile_reads(&bytes, format) {
+            let want_rate = if format == "opus" { 48_000 } else { RATE };
+            assert_eq!(rate, want_rate, "libsndfile: {format}'s rate");
+            // With no header to say the length, libsndfile estimates an MP3's from its size.
+            let estimated = if format == "mp3" { 16 } else { 0 };
+            assert!(
+                read <= frames && frames - read <= estimated,
+                "libsndfile: {read} of {frames} {format} frames read"
+            );
+            assert!(
+                (low..=high).contains(&read),
+                "libsndfile: {read} {format} frames for {low}..={high}"
+            );
+        }
+    }
 }
 
 /// An Ogg Opus stream: the two headers, then packets that an Opus decoder (`opus-pure`'s) decodes

@@ -23,6 +23,12 @@ impl<B: FusionBackend + DiaBackend> DiaBackend for Fusion<B> {
         let out = (Shape::new([rows, weight.dims()[1]]), x.dtype());
         let (inputs, int8) = match weight {
             Dense::Float(w) if kernel => (vec![float(x), float(w.val())], false),
+            // Int8 inputs: the rows quantized here, then the int8 product on them.
+            Dense::Int8(q) if q.int8_activations => {
+                let (x, x_scale) = generic::quantize_rows(x);
+                let y = Self::project(x, &Dense::Int8(q.with_float_inputs()));
+                return generic::scale_rows(y, x_scale);
+            }
             Dense::Int8(q) => {
                 let values = q.values.val().into_primitive();
                 (vec![float(x), values, float(q.scale.val())], true)
@@ -186,6 +192,7 @@ impl<B: FusionBackend + DiaBackend> Operation<B::FusionRuntime> for HookOp<B> {
                     Dense::Int8(Int8Weight {
                         values: Param::initialized(ParamId::new(), Tensor::from_primitive(values)),
                         scale: Param::initialized(ParamId::new(), input(handles, &inputs[2])),
+                        int8_activations: false,
                     })
                 } else {
                     Dense::Float(Param::initialized(

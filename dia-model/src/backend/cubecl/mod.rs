@@ -50,6 +50,12 @@ where
                     return from_float(out);
                 }
             }
+            // Int8 inputs: the rows quantized here, then the int8 product below on them.
+            Dense::Int8(q) if q.int8_activations => {
+                let (x, x_scale) = generic::quantize_rows(x);
+                let y = Self::project(x, &Dense::Int8(q.with_float_inputs()));
+                return generic::scale_rows(y, x_scale);
+            }
             Dense::Int8(q) => {
                 let (values, scale) = (q.values.val().into_primitive(), q.scale.val());
                 if custom_kernels() {

@@ -35,8 +35,11 @@ pub const TILE_STREAMS: usize = 4;
 pub struct Tiles<B: Backend> {
     /// Float tiles (f32, f16 or bf16), or `None` when `int8` holds them.
     pub float: Option<Param<Tensor<B, 2>>>,
-    /// Int8 tiles and their scales `[out]`, or `None` for float tiles.
+    /// Int8 tiles and their scales `[out]`, or `None` for float tiles. With int8 inputs, in quad
+    /// tiles ([`super::int8_dot::quad_offset`]) as the integer kernels read them.
     pub int8: Option<Int8Weight<B>>,
+    /// The weight's input rows (quad tiles pad them).
+    pub rows: usize,
     /// The weight's columns, without the last tile's padding.
     pub out: usize,
 }
@@ -44,51 +47,83 @@ pub struct Tiles<B: Backend> {
 impl<B: Backend> Tiles<B> {
     /// The weight's `[in, out]`.
     pub fn dims(&self) -> [usize; 2] {
-        let rows = match (&self.float, &self.int8) {
-            (Some(w), _) => w.dims()[0],
-            (None, Some(q)) => q.values.dims()[0],
-            (None, None) => 0,
-        };
-        [rows / self.out.div_ceil(TILE).max(1), self.out]
+        [self.rows, self.out]
     }
 
-    /// `weight` in column tiles: a copy through the host, made once, at load.
+    /// `weight` in column tiles (quad tiles for int8 inputs): a copy through the host, made
+    /// once, at load.
     pub fn tile(weight: Dense<B>) -> Dense<B> {
-        let out = weight.dims()[1];
+        let [rows, out] = weight.dims();
         let (float, int8) = match weight {
             Dense::Float(w) => (
                 Some(Param::from_tensor(retile(w.into_value(), tile_data))),
                 None,
             ),
             Dense::Int8(q) => {
+                let layout = match q.int8_activations {
+                    true => quad_data,
+                    false => tile_data,
+                };
                 let values =
-                    Param::initialized(ParamId::new(), retile(q.values.into_value(), tile_data));
+                    Param::initialized(ParamId::new(), retile(q.values.into_value(), layout));
+                let int8_activations = q.int8_activations;
                 (
                     None,
                     Some(Int8Weight {
                         values,
                         scale: q.scale,
+                        int8_activations,
                     }),
                 )
             }
             Dense::Tiled(_) => return weight,
         };
-        Dense::Tiled(Self { float, int8, out })
+        Dense::Tiled(Self {
+            float,
+            int8,
+            rows,
+            out,
+        })
     }
 
     /// The weight back in `[in, out]` (a copy through the host).
     pub fn untiled(self) -> Dense<B> {
-        let out = self.out;
+        let [rows, out] = [self.rows, self.out];
         let untile = |data: TensorData| untile_data(data, out);
         match (self.float, self.int8) {
             (Some(w), _) => Dense::Float(Param::from_tensor(retile(w.into_value(), untile))),
-            (None, Some(q)) => Dense::Int8(Int8Weight {
-                values: Param::initialized(ParamId::new(), retile(q.values.into_value(), untile)),
-                scale: q.scale,
-            }),
+            (None, Some(q)) => {
+                let values = match q.int8_activations {
+                    true => retile(q.values.into_value(), |d| untile_quad_data(d, rows, out)),
+                    false => retile(q.values.into_value(), untile),
+                };
+                Dense::Int8(Int8Weight {
+                    values: Param::initialized(ParamId::new(), values),
+                    scale: q.scale,
+                    int8_activations: q.int8_activations,
+                })
+            }
             (None, None) => panic!("tiles hold neither float nor int8 values"),
         }
     }
+}
+
+/// Int8 `[d_in, out]` values in quad tiles (`[tiles · padded d_in, TILE]`).
+fn quad_data(data: TensorData) -> TensorData {
+    let [d_in, out] = data.shape.dims::<2>();
+    let values = data.to_vec::<i8>().expect("int8 values");
+    let tiles = super::int8_dot::quad_tiles(&values, d_in, out);
+    let rows = tiles.len() / TILE;
+    TensorData::new(tiles, [rows, TILE])
+}
+
+/// [`quad_data`] undone.
+fn untile_quad_data(data: TensorData, d_in: usize, out: usize) -> TensorData {
+    let tiles = data.to_vec::<i8>().expect("int8 quad tiles");
+    TensorData::new(
+        super::int8_dot::untile_quads(&tiles, d_in, out),
+        [d_in, out],
+    )
 }
 
 /// Where input row `i` of tile `t` starts, in elements, in the [`Tiles`] of a `[d_in, out]`

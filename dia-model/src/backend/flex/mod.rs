@@ -1,6 +1,7 @@
 //! Flex: weights are laid out in column tiles at load ([`Tiles`]) and few-row
 //! projections go to the streaming kernel (`gemv.rs`), which reads each weight once for all rows
-//! at close to memory bandwidth, up to 16 rows; single-query attention reads the KV cache in
+//! at close to memory bandwidth, up to 16 rows; int8 weights with int8 inputs (`w8a8`) go to
+//! the integer kernel (`int8_dot.rs`, exact sums) at every row count; single-query attention reads the KV cache in
 //! place (`attend_one.rs`); the cache is written in place. Everything else, and every hook on a
 //! CPU without AVX2 or with the custom kernels off, is Burn's own op ([`crate::backend::generic`]);
 //! only the tiles are always read by Flex's own code, as Burn's matmul takes `[in, out]`.
@@ -8,6 +9,7 @@
 mod attend_one;
 mod elementwise;
 mod gemv;
+mod int8_dot;
 mod layout;
 mod many_rows;
 mod rope;
@@ -19,6 +21,7 @@ use burn::tensor::{Bool, DType, Tensor};
 use burn_flex::Flex;
 use half::{bf16, f16};
 
+pub use self::int8_dot::kernel_name as int8_kernel;
 pub use self::layout::{TILE, TILE_SPAN, TILE_STREAMS, Tiles, tile_offset};
 use self::stored::{Stored, Values};
 use self::tensors::{f32_values, flex_tensor, primitive, split_columns, write_rows};
@@ -192,6 +195,11 @@ fn product(
         Values::F16(w) => run(kernel, x, rows, w, &stored, None)?,
         Values::Bf16(w) => run(kernel, x, rows, w, &stored, None)?,
         Values::Int8 { values, scale } => run(kernel, x, rows, values, &stored, Some(scale))?,
+        // Exact integer sums at any row count: a row's outputs never depend on its batch.
+        Values::W8a8 { values, scale } => {
+            let [k, n] = stored.dims;
+            int8_dot::matmul(x, rows, values, scale, k, n)
+        }
     };
     Some((y, stored.dims[1]))
 }
@@ -260,7 +268,12 @@ mod tests {
     fn arranged_weights_give_the_plain_weights_product() {
         let device = Default::default();
         let weight = Tensor::<Flex, 2>::random([48, 40], Distribution::Default, &device);
-        let storages = [WeightStorage::Int8, WeightStorage::F32, WeightStorage::BF16];
+        let storages = [
+            WeightStorage::Int8,
+            WeightStorage::W8A8,
+            WeightStorage::F32,
+            WeightStorage::BF16,
+        ];
         for (rows, storage) in [3, super::gemv::MAX_ROWS + 9]
             .into_iter()
             .flat_map(|rows| storages.map(|s| (rows, s)))

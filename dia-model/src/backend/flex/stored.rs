@@ -12,6 +12,8 @@ use crate::backend::Dense;
 pub struct Stored {
     values: FlexTensor,
     scale: Option<FlexTensor>,
+    /// Int8 inputs ([`crate::backend::Int8Weight::int8_activations`]).
+    int8_activations: bool,
     /// Whether in column tiles ([`super::layout::Tiles`]) rather than `[in, out]`.
     pub tiled: bool,
     /// `[in, out]`.
@@ -23,7 +25,15 @@ pub enum Values<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
     Bf16(&'a [bf16]),
-    Int8 { values: &'a [i8], scale: &'a [f32] },
+    Int8 {
+        values: &'a [i8],
+        scale: &'a [f32],
+    },
+    /// Int8 in quad tiles, for int8 inputs ([`super::int8_dot`]).
+    W8a8 {
+        values: &'a [i8],
+        scale: &'a [f32],
+    },
 }
 
 impl Stored {
@@ -35,6 +45,7 @@ impl Stored {
             Dense::Int8(q) => (None, Some(q), false),
             Dense::Tiled(t) => (t.float.as_ref(), t.int8.as_ref(), true),
         };
+        let int8_activations = int8.is_some_and(|q| q.int8_activations);
         let (values, scale) = match (float, int8) {
             (Some(w), _) => (primitive(w.val()), None),
             (None, Some(q)) => (
@@ -46,14 +57,20 @@ impl Stored {
         Self {
             values,
             scale,
+            int8_activations,
             tiled,
             dims,
         }
     }
 
-    /// The values as a slice; `None` when stored as a strided view or in another type.
+    /// The values as a slice; `None` when stored as a strided view or in another type, or with
+    /// int8 inputs in `[in, out]` (only quad tiles have a kernel here).
     pub fn values(&self) -> Option<Values<'_>> {
         let v = &self.values;
+        if self.int8_activations {
+            let (values, scale) = (v.as_slice()?, self.scale.as_ref()?.as_slice()?);
+            return self.tiled.then_some(Values::W8a8 { values, scale });
+        }
         Some(match (v.dtype(), &self.scale) {
             (DType::F32, None) => Values::F32(v.as_slice()?),
             (DType::F16, None) => Values::F16(v.as_slice()?),
