@@ -49,9 +49,22 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30.0)]
     pub shutdown_grace: f64,
     /// Directory of voices: `NAME.wav|mp3|flac` (or `NAME.codes.json` from `dia-infer encode`)
-    /// with `NAME.txt`, its transcript; encoded once at start-up.
+    /// with `NAME.txt`, its transcript; encoded once at start-up. Voices uploaded with
+    /// `POST /v1/audio/voices` are stored here; without it uploads are off.
     #[arg(long)]
     pub voices: Option<PathBuf>,
+    /// A key every `/v1/` request must present as `Authorization: Bearer KEY` (repeatable; also
+    /// `DIA_API_KEYS`, comma-separated, and `--api-key-file`). Without any the API is open.
+    /// `/health` and `/metrics` stay open.
+    #[arg(long = "api-key", value_name = "KEY")]
+    pub api_keys: Vec<String>,
+    /// A file of API keys, one per line (blank lines and `#` comments skipped).
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// An origin whose pages may call the API from a browser (CORS), e.g.
+    /// `https://app.example.com` (repeatable; `*`: any).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
     /// Name `GET /v1/models` lists for the served model [default: the hub repository or the
     /// model directory's name].
     #[arg(long)]

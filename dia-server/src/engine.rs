@@ -10,12 +10,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use dia_burn::dia_dac::Dac;
-use dia_burn::dia_model::{DiaBackend, DiaModel, LongFormOptions};
+use dia_burn::dia_model::{DiaBackend, DiaModel, GenerationConfig, LongFormOptions};
+use dia_burn::voice::voice_from_codes;
 use dia_burn::{JobId, SpeechEvent, SpeechScheduler};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::{Gauges, Outcome};
-use crate::shared::{Backlog, JobEvent, Phase, Shared, Slot, Submission};
+use crate::shared::{Backlog, JobEvent, Phase, Shared, Slot, Submission, VoiceClip, Work};
 
 /// How long an idle loop waits for a request before looking at the shutdown phase again.
 const IDLE_POLL: Duration = Duration::from_millis(50);
@@ -72,6 +73,8 @@ impl Client {
 
 /// The decode loop's state.
 pub struct Engine<'a, B: DiaBackend> {
+    model: &'a DiaModel<B>,
+    dac: &'a Dac<B>,
     scheduler: SpeechScheduler<'a, B>,
     clients: HashMap<JobId, Client>,
     shared: Arc<Shared>,
@@ -91,6 +94,8 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
     ) -> anyhow::Result<Self> {
         let scheduler = SpeechScheduler::new(model, dac, max_batch, LongFormOptions::default())?;
         Ok(Self {
+            model,
+            dac,
             scheduler,
             clients: HashMap::new(),
             shared,
@@ -100,7 +105,7 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
     }
 
     /// Serves `submissions` until the server stops and nothing is left to decode.
-    pub fn run(mut self, submissions: &Receiver<Submission>) {
+    pub fn run(mut self, submissions: &Receiver<Work>) {
         let mut decoding = false;
         while self.receive(submissions, decoding) {
             self.drop_gone();
@@ -111,14 +116,14 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
 
     /// Takes the requests that arrived, waiting a little when nothing decodes (idle, or every
     /// request held); false once the loop is to end.
-    fn receive(&mut self, submissions: &Receiver<Submission>, decoding: bool) -> bool {
+    fn receive(&mut self, submissions: &Receiver<Work>, decoding: bool) -> bool {
         let idle = self.scheduler.is_idle();
         if idle && self.shared.phase() != Phase::Serving {
             return false;
         }
         if !decoding {
             match submissions.recv_timeout(IDLE_POLL) {
-                Ok(submission) => self.submit(submission),
+                Ok(work) => self.take(work),
                 Err(RecvTimeoutError::Timeout) => return true,
                 Err(RecvTimeoutError::Disconnected) if idle => return false,
                 // Held requests still wait on their clients.
@@ -128,10 +133,32 @@ impl<'a, B: DiaBackend> Engine<'a, B> {
                 }
             }
         }
-        while let Ok(submission) = submissions.try_recv() {
-            self.submit(submission);
+        while let Ok(work) = submissions.try_recv() {
+            self.take(work);
         }
         true
+    }
+
+    fn take(&mut self, work: Work) {
+        match work {
+            Work::Speak(submission) => self.submit(*submission),
+            Work::Encode(clip) => self.encode(clip),
+        }
+    }
+
+    /// Makes a voice of `clip` (between steps: the requests in the batch wait for it), checked
+    /// to leave the model room to speak.
+    fn encode(&mut self, clip: VoiceClip) {
+        let max_tokens = GenerationConfig::default().max_tokens_for(&self.model.config);
+        let voice = self
+            .dac
+            .encode_samples(&clip.samples)
+            .map_err(|e| format!("cannot encode the clip: {e}"))
+            .and_then(|codes| {
+                voice_from_codes(self.model, codes, &clip.transcript, max_tokens)
+                    .map_err(|e| e.to_string())
+            });
+        let _ = clip.reply.send(voice);
     }
 
     /// Queues a request, or tells its handler why it cannot be spoken.

@@ -1,6 +1,7 @@
 //! `dia-server`: an OpenAI-compatible speech server for Dia on Burn.
 
 mod args;
+mod auth;
 mod engine;
 mod error;
 mod format;
@@ -11,6 +12,7 @@ mod routes;
 mod serve;
 mod shared;
 mod speech;
+mod upload;
 mod voices;
 
 use std::process::ExitCode;

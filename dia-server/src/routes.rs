@@ -9,15 +9,18 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::CorsLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
+use crate::auth::{ApiKeys, require_key};
 use crate::error::ApiError;
 use crate::shared::Shared;
 use crate::speech::{ready, speech};
+use crate::upload::{MAX_UPLOAD_BYTES, add_voice, delete_voice};
 use crate::voices::DEFAULT_VOICE;
 
 /// The largest request body (a 4096-character input fits many times over).
@@ -25,14 +28,23 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The largest total size of a request's headers.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Every route of the server.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// Every route of the server: the `/v1/` API behind `keys` (when any), `/health` and
+/// `/metrics` open, CORS for `cors`'s origins.
+pub fn router(shared: Arc<Shared>, keys: ApiKeys, cors: Option<CorsLayer>) -> Router {
     let speech = post(speech).layer(middleware::from_fn_with_state(shared.clone(), count_status));
-    Router::new()
+    let api = Router::new()
         .route("/v1/audio/speech", speech)
-        .route("/v1/audio/voices", get(voices))
+        .route(
+            "/v1/audio/voices",
+            get(voices)
+                .post(add_voice)
+                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route("/v1/audio/voices/{name}", delete(delete_voice))
         .route("/v1/models", get(models))
         .route("/v1/models/{id}", get(model))
+        .route_layer(middleware::from_fn_with_state(Arc::new(keys), require_key));
+    let router = api
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -44,7 +56,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         }))
         // Failures are logged where they happen (the decode loop); a 503 while loading is not one.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
-        .with_state(shared)
+        .with_state(shared);
+    // Outermost: a browser's preflight is answered before any key is asked for.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// Counts speech responses by status.
@@ -114,7 +131,7 @@ async fn model(
 async fn voices(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let ready = ready(&shared)?;
     let voices: Vec<_> = ready
-        .voices
+        .voices()
         .names()
         .chain([DEFAULT_VOICE])
         .map(|name| json!({ "id": name, "name": name }))

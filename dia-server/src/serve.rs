@@ -13,10 +13,11 @@ use dia_burn::dia_model::DiaBackend;
 use dia_burn::{Dia, DiaFiles, LoadOptions};
 
 use crate::args::ServeArgs;
+use crate::auth::{self, ApiKeys};
 use crate::engine::{Engine, RequestLimits};
 use crate::listen::{self, Limits};
 use crate::routes::router;
-use crate::shared::{Phase, Ready, Shared, Submission};
+use crate::shared::{Phase, Ready, Shared, Work};
 use crate::voices::Voices;
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -27,6 +28,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     {
         bail!("--voices {} is not a directory", dir.display());
     }
+    let keys = ApiKeys::load(
+        &args.api_keys,
+        std::env::var("DIA_API_KEYS").ok().as_deref(),
+        args.api_key_file.as_deref(),
+    )?;
+    let cors = auth::cors(&args.cors_origins)?;
     let options = dia_burn::cli::load_options(&args.model, &args.runtime);
     let files = options.files()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -48,8 +55,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         header_timeout: Duration::from_secs_f64(args.header_timeout),
         max_connections: args.max_connections,
     };
+    if keys.required() {
+        tracing::info!("the /v1/ API needs a key");
+    }
+    let app = router(shared.clone(), keys, cors);
     let http = runtime.spawn(serve_http(
         listener,
+        app,
         shared.clone(),
         args.shutdown_grace,
         limits,
@@ -76,16 +88,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
     result
 }
 
-/// Serves HTTP on `listener` until a signal, then answers new requests 503 while the in-flight
+/// Serves `app` on `listener` until a signal, then answers new requests 503 while the in-flight
 /// ones finish (cut after `grace` seconds), then lets connections close; stops at once if the
 /// decode thread fails.
 async fn serve_http(
     listener: tokio::net::TcpListener,
+    app: axum::Router,
     shared: Arc<Shared>,
     grace: f64,
     limits: Limits,
 ) -> Result<()> {
-    let app = router(shared.clone());
     let stopping = shared.clone();
     let stop = async move {
         tokio::select! {
@@ -135,7 +147,7 @@ struct Decode<'a> {
     args: &'a ServeArgs,
     options: LoadOptions,
     files: DiaFiles,
-    receiver: Receiver<Submission>,
+    receiver: Receiver<Work>,
     shared: Arc<Shared>,
 }
 
@@ -161,7 +173,8 @@ impl OnDevice for Decode<'_> {
         let limits = RequestLimits::new(args.request_timeout, args.client_lag);
         let engine = Engine::new(model, dac, args.max_batch, limits, self.shared.clone())?;
         let ready = Ready {
-            voices,
+            voices: voices.into(),
+            voices_dir: args.voices.clone(),
             sample_rate: dac.config().sample_rate,
         };
         let _ = self.shared.ready.set(ready);

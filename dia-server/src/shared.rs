@@ -1,12 +1,14 @@
 //! What the HTTP handlers and the decode loop share: readiness, the way to the loop, the
 //! admission count behind 429, shutdown, metrics.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use dia_burn::SpeechJob;
+use dia_burn::dia_model::VoicePrompt;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::metrics::Metrics;
@@ -59,9 +61,39 @@ pub struct Submission {
 /// Set once the model, codec and voices are loaded.
 #[derive(Debug)]
 pub struct Ready {
-    pub voices: Voices,
+    /// The voices offered; uploads and deletions change them while the server runs.
+    pub voices: RwLock<Voices>,
+    /// Where voices are stored (`--voices`); `None`: uploads are off.
+    pub voices_dir: Option<PathBuf>,
     /// The codec's sample rate.
     pub sample_rate: u32,
+}
+
+impl Ready {
+    /// The voices, for reading.
+    pub fn voices(&self) -> RwLockReadGuard<'_, Voices> {
+        self.voices.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The voices, for changing.
+    pub fn voices_mut(&self) -> RwLockWriteGuard<'_, Voices> {
+        self.voices.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A clip to make a voice of, for the decode loop (which owns the codec).
+pub struct VoiceClip {
+    /// Mono samples at the codec's rate.
+    pub samples: Vec<f32>,
+    pub transcript: String,
+    /// The voice, or why the clip cannot be one.
+    pub reply: oneshot::Sender<Result<VoicePrompt, String>>,
+}
+
+/// What the decode loop is asked to do.
+pub enum Work {
+    Speak(Box<Submission>),
+    Encode(VoiceClip),
 }
 
 /// Where the server is in its life.
@@ -79,7 +111,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub ready: OnceLock<Ready>,
     pub model_name: String,
-    engine: Mutex<Option<Sender<Submission>>>,
+    engine: Mutex<Option<Sender<Work>>>,
     /// Requests accepted and not yet ended, at most `capacity` (batch slots + queue).
     active: AtomicUsize,
     capacity: usize,
@@ -106,16 +138,29 @@ impl Shared {
     }
 
     /// Connects the decode loop.
-    pub fn connect(&self, engine: Sender<Submission>) {
+    pub fn connect(&self, engine: Sender<Work>) {
         *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = Some(engine);
     }
 
     /// Hands `submission` to the decode loop; gives it back if the loop has ended.
     pub fn submit(&self, submission: Submission) -> Result<(), Box<Submission>> {
+        match self.send(Work::Speak(Box::new(submission))) {
+            Ok(()) => Ok(()),
+            Err(Work::Speak(submission)) => Err(submission),
+            Err(Work::Encode(_)) => unreachable!("a submission was sent"),
+        }
+    }
+
+    /// Hands `clip` to the decode loop to encode; false if the loop has ended.
+    pub fn encode(&self, clip: VoiceClip) -> bool {
+        self.send(Work::Encode(clip)).is_ok()
+    }
+
+    fn send(&self, work: Work) -> Result<(), Work> {
         let engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
         match engine.as_ref() {
-            Some(engine) => engine.send(submission).map_err(|e| Box::new(e.0)),
-            None => Err(Box::new(submission)),
+            Some(engine) => engine.send(work).map_err(|e| e.0),
+            None => Err(work),
         }
     }
 

@@ -35,7 +35,7 @@ pub async fn speech(
         return Err(unavailable());
     }
     let request = SpeechRequest::parse(&body)?;
-    let voice = ready.voices.resolve(request.voice.as_deref())?;
+    let voice = ready.voices().resolve(request.voice.as_deref())?;
     let config = generation_config(&request.sampling);
     let encoder = request
         .format

@@ -58,6 +58,21 @@ impl Voices {
         self.prompts.keys().map(String::as_str)
     }
 
+    /// Whether `name` is one of the directory's voices.
+    pub fn contains(&self, name: &str) -> bool {
+        self.prompts.contains_key(name)
+    }
+
+    /// Offers `prompt` as `name` (stored first: [`save`]).
+    pub fn insert(&mut self, name: &str, prompt: VoicePrompt) {
+        self.prompts.insert(name.to_string(), prompt);
+    }
+
+    /// Stops offering `name` (its files removed first: [`delete`]); false if it was not offered.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.prompts.remove(name).is_some()
+    }
+
     /// The prompt `name` asks for: a directory voice, or none for `default`, OpenAI's names
     /// or no name; any other name is a 400 listing what there is.
     pub fn resolve(&self, name: Option<&str>) -> Result<Option<VoicePrompt>, ApiError> {
@@ -81,6 +96,60 @@ impl Voices {
             ),
         )
         .code("unsupported_value"))
+    }
+}
+
+/// A name a new voice may take: 1 to 64 letters, digits, `-` or `_` (no path, no dot), and
+/// not `default`.
+pub fn check_name(name: &str) -> Result<(), ApiError> {
+    let fine = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !fine {
+        return Err(ApiError::invalid(
+            "name",
+            format!("voice name {name:?}: use 1 to 64 letters, digits, '-' or '_'"),
+        ));
+    }
+    if name == DEFAULT_VOICE {
+        return Err(ApiError::invalid(
+            "name",
+            "\"default\" means no voice; choose another name",
+        ));
+    }
+    Ok(())
+}
+
+/// Stores voice `name` in `dir`: its transcript, then its codes, each written whole through a
+/// temporary file, so that a crash leaves the voice whole or absent (a transcript alone is
+/// not a voice).
+pub fn save(dir: &Path, name: &str, prompt: &VoicePrompt) -> Result<()> {
+    let transcript = dir.join(format!("{name}.txt"));
+    dia_burn::files::write_atomic(&transcript, |file| {
+        std::io::Write::write_all(file, prompt.transcript.as_bytes())
+    })?;
+    dia_burn::codes::write_codes(&dir.join(format!("{name}.{CODES}")), &prompt.codes)?;
+    Ok(())
+}
+
+/// Removes voice `name`'s files from `dir`: its audio or codes first, then its transcript.
+pub fn delete(dir: &Path, name: &str) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if voice_name(&path).as_deref() == Some(name) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    let transcript = dir.join(format!("{name}.txt"));
+    match std::fs::remove_file(&transcript) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", transcript.display()))
+        }
+        _ => Ok(()),
     }
 }
 

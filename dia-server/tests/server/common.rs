@@ -2,6 +2,7 @@
 //! and what the tests read back from it.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,9 +26,23 @@ impl Server {
 
     /// Starts the server without waiting for the model.
     pub fn spawn(extra: &[&str]) -> Self {
+        Self::spawn_with_keys(extra, None)
+    }
+
+    /// [`Server::start`] with `DIA_API_KEYS` set to `keys`.
+    pub async fn start_with_keys(extra: &[&str], keys: &str) -> Self {
+        let mut server = Self::spawn_with_keys(extra, Some(keys));
+        server.wait_ready().await;
+        server
+    }
+
+    /// [`Server::spawn`] with `DIA_API_KEYS` set to `keys`, or unset (whatever the test's
+    /// environment says).
+    fn spawn_with_keys(extra: &[&str], keys: Option<&str>) -> Self {
         let model = fixture("dia-tiny");
         let dac = fixture("dac-tiny/weights.safetensors");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dia-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dia-server"));
+        command
             .args(["--port", "0", "--backend", "flex", "--model-dir"])
             .arg(&model)
             .arg("--dac-path")
@@ -35,9 +50,12 @@ impl Server {
             .args(extra)
             .env("HF_HUB_OFFLINE", "1")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env_remove("DIA_API_KEYS")
+            .stdout(Stdio::piped());
+        if let Some(keys) = keys {
+            command.env("DIA_API_KEYS", keys);
+        }
+        let mut child = command.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -99,6 +117,24 @@ impl Server {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
+    }
+
+    /// The voices `GET /v1/audio/voices` lists, in its order.
+    pub async fn voices(&self) -> Vec<String> {
+        let voices: Value = self
+            .client
+            .get(self.at("/v1/audio/voices"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let voices = voices["voices"].as_array().unwrap();
+        voices
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
     }
 
     /// Decoder steps that ran exactly `size` requests together.
@@ -196,4 +232,22 @@ impl Server {
     pub async fn speech_bytes_owned(&self, body: Value) -> Vec<u8> {
         self.speech_bytes(&body).await
     }
+}
+
+/// A voice `NAME.wav`: 10 ms of a tone at 22.05 kHz (resampled at start-up; the tiny
+/// model continues at most a few dozen frames).
+pub fn write_voice_wav(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 22_050,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..220 {
+        let t = i as f32 / 22_050.0;
+        let s = (t * 440.0 * std::f32::consts::TAU).sin() * 0.5;
+        writer.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
 }

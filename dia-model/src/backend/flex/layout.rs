@@ -36,7 +36,7 @@ pub struct Tiles<B: Backend> {
     /// Float tiles (f32, f16 or bf16), or `None` when `int8` holds them.
     pub float: Option<Param<Tensor<B, 2>>>,
     /// Int8 tiles and their scales `[out]`, or `None` for float tiles. With int8 inputs, in quad
-    /// tiles ([`super::int8_dot::quad_offset`]) as the integer kernels read them.
+    /// tiles (`int8_dot::quad_offset`) as the integer kernels read them.
     pub int8: Option<Int8Weight<B>>,
     /// The weight's input rows (quad tiles pad them).
     pub rows: usize,
