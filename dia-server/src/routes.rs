@@ -28,8 +28,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The largest total size of a request's headers.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Every route of the server: the `/v1/` API behind `keys` (when any), `/health` and
-/// `/metrics` open, CORS for `cors`'s origins.
+/// Every route of the server: the `/v1/` API behind `keys` (when any); the web page at `/`,
+/// `/health` and `/metrics` open; CORS for `cors`'s origins.
 pub fn router(shared: Arc<Shared>, keys: ApiKeys, cors: Option<CorsLayer>) -> Router {
     let speech = post(speech).layer(middleware::from_fn_with_state(shared.clone(), count_status));
     let api = Router::new()
@@ -45,6 +45,7 @@ pub fn router(shared: Arc<Shared>, keys: ApiKeys, cors: Option<CorsLayer>) -> Ro
         .route("/v1/models/{id}", get(model))
         .route_layer(middleware::from_fn_with_state(Arc::new(keys), require_key));
     let router = api
+        .route("/", get(page))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -86,6 +87,22 @@ async fn limit_headers(request: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(request).await
+}
+
+/// The web page: a script box, the voices and sampling controls, audio that plays while it is
+/// generated, this page's results and new voices from a clip (HTML, CSS and JS in the binary).
+const PAGE: &str = include_str!("page/index.html");
+
+/// `GET /`: the web page.
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
 
 /// `GET /health`: 200 once the model is loaded, 503 before and while shutting down.

@@ -1,6 +1,6 @@
 //! API keys and CORS: with keys set, every `/v1/` route wants `Authorization: Bearer KEY` (any
 //! of the flag's, `DIA_API_KEYS`' or the file's) and says 401 in OpenAI's shape otherwise, while
-//! `/health` and `/metrics` stay open; a browser's preflight from an allowed origin is answered
+//! the web page, `/health` and `/metrics` stay open; a browser's preflight from an allowed origin is answered
 //! without a key.
 
 use serde_json::Value;
@@ -62,10 +62,14 @@ async fn every_v1_route_wants_a_key_from_any_source() {
         .unwrap();
     assert_eq!(spoken.status(), 200);
     assert!(!spoken.bytes().await.unwrap().is_empty());
-    for open in ["/health", "/metrics"] {
+    for open in ["/health", "/metrics", "/"] {
         let response = server.client.get(server.at(open)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{open} needs no key");
     }
+    let page = server.client.get(server.at("/")).send().await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("<title>Dia</title>") && page.contains("/v1/audio/speech"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
