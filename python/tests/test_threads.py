@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 import time
 
@@ -11,6 +12,15 @@ import pytest
 from conftest import TEXT, assert_audio
 
 from dia_burn import Dia
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c() -> object:
+    """Python's own Ctrl-C handler, as in a terminal: a shell that starts the tests in the
+    background has SIGINT ignored, and `interrupt_main` then does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 class Counter:
