@@ -23,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from browser_page import browser
 from load_test import start_server
 
 FORMATS = ["wav", "flac", "mp3", "opus"]
@@ -69,17 +70,10 @@ def wav_samples(data):
 
 def browser_decode(files, page_dir):
     """{format: {samples, rate} or {error}} as Chromium's Web Audio decodes each file."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
     page = Path(page_dir) / "formats.html"
     encoded = {name: base64.b64encode(data).decode() for name, data in files.items()}
     page.write_text(PAGE % json.dumps(encoded))
-    options = Options()
-    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]:
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver = browser()
     try:
         driver.get(page.as_uri())
         deadline = time.monotonic() + 60
