@@ -9,10 +9,12 @@
 //! kernels and without ([`kernels`]). On the GPU backends a step's kernel launches, compilations and host waits
 //! are counted from trace spans ([`counters`]).
 
+pub mod bandwidth;
 pub mod chart;
 pub mod codec;
 pub mod counters;
 pub mod kernels;
+pub mod loading;
 pub mod machine;
 pub mod measure;
 pub mod report;

@@ -1,8 +1,5 @@
 //! The machine a report was made on, its measured read bandwidth, and the process's peak memory.
 
-use std::time::Instant;
-
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The Burn release the workspace builds against (checked against Cargo.lock by a test).
@@ -16,8 +13,12 @@ pub struct Machine {
     /// Worker threads each configuration ran with.
     pub threads: usize,
     pub memory_bytes: u64,
-    /// Streaming read bandwidth with `threads` threads, best of five passes over 512 MiB.
+    /// Streaming read bandwidth with `threads` threads: the fastest pattern of
+    /// [`crate::bandwidth`] over 512 MiB.
     pub read_bandwidth_gb_s: f64,
+    /// How the probe read at that speed (`avx512, 4 streams`).
+    #[serde(default)]
+    pub read_pattern: String,
     pub os: String,
     pub date: String,
     pub burn_version: String,
@@ -31,6 +32,7 @@ pub struct Machine {
 impl Machine {
     /// Describes this machine, measuring its read bandwidth with `threads` threads.
     pub fn detect(threads: usize) -> Self {
+        let (read_bandwidth_gb_s, pattern) = crate::bandwidth::read_bandwidth(threads);
         Self {
             cpu: proc_field("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown".into()),
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -38,7 +40,8 @@ impl Machine {
             memory_bytes: proc_field("/proc/meminfo", "MemTotal")
                 .and_then(|v| kib(&v))
                 .unwrap_or(0),
-            read_bandwidth_gb_s: read_bandwidth(threads),
+            read_bandwidth_gb_s,
+            read_pattern: pattern.to_string(),
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             date: chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string(),
             burn_version: BURN_VERSION.into(),
@@ -77,64 +80,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
     proc_field("/proc/self/status", "VmHWM").and_then(|v| kib(&v))
 }
 
-/// GB/s of summing a 512 MiB buffer (far beyond any cache) with `threads` threads, the best of
-/// one stream and eight side-by-side streams per chunk (the decode kernel's pattern, which keeps
-/// more reads in flight): the bound a memory-bound decode step is compared against.
-pub fn read_bandwidth(threads: usize) -> f64 {
-    let words = (512usize << 20) / 8;
-    let buffer: Vec<u64> = (0..words as u64).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a thread pool");
-    let chunk = words / threads.max(1) / 16;
-    let one_stream = |c: &[u64]| c.iter().fold(0u64, |a, &b| a.wrapping_add(b));
-    let best = (0..10)
-        .map(|run| {
-            let start = Instant::now();
-            let sum: u64 = pool.install(|| {
-                buffer
-                    .par_chunks(chunk.max(1))
-                    .map(|c| {
-                        if run % 2 == 0 {
-                            one_stream(c)
-                        } else {
-                            eight_streams(c)
-                        }
-                    })
-                    .reduce(|| 0, u64::wrapping_add)
-            });
-            std::hint::black_box(sum);
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
-    (words * 8) as f64 / best / 1e9
-}
-
-/// The wrapping sum of `c` read as eight equal parts side by side, then the remainder.
-fn eight_streams(c: &[u64]) -> u64 {
-    let part = c.len() / 8;
-    let mut sums = [0u64; 8];
-    for i in 0..part {
-        for (s, sum) in sums.iter_mut().enumerate() {
-            *sum = sum.wrapping_add(c[s * part + i]);
-        }
-    }
-    c[8 * part..]
-        .iter()
-        .chain(&sums)
-        .fold(0u64, |a, &b| a.wrapping_add(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn eight_streams_sum_everything() {
-        let c: Vec<u64> = (0..1003).collect();
-        assert_eq!(eight_streams(&c), 1002 * 1003 / 2);
-    }
 
     #[test]
     fn burn_version_is_the_locked_one() {
@@ -154,6 +102,5 @@ mod tests {
             peak_rss_bytes().is_some_and(|b| b > 1 << 20),
             "VmHWM of this test process"
         );
-        assert!(read_bandwidth(1) > 0.1);
     }
 }

@@ -10,12 +10,14 @@ use clap::{Args, Parser, Subcommand};
 use dia_bench::codec::{self, CodecPlan};
 use dia_bench::counters;
 use dia_bench::kernels::{self, KernelPlan};
+use dia_bench::loading;
 use dia_bench::machine::Machine;
 use dia_bench::measure::{Plan, Row, measure};
 use dia_bench::report::Report;
 use dia_bench::seams::{self, SeamPlan};
 use dia_bench::setting::{Knob, Precision, Setting, Size};
 use dia_bench::soak::{self, SoakPlan};
+use dia_model::checkpoint::names::CheckpointFormat;
 use dia_model::{BackendKind, SamplingSite};
 
 #[derive(Parser)]
@@ -45,6 +47,38 @@ enum Cmd {
     /// shapes, with the backend's own kernels and with Burn's generic ops, and counts their
     /// launches (kernels.md, kernels.json).
     Kernels(KernelArgs),
+    /// Measures the read bandwidth every probe pattern reaches (the bound reports compare
+    /// against is the fastest) and prints one line per pattern.
+    Bandwidth {
+        /// Worker threads (default: every logical core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Writes a checkpoint of random values in a real layout (to time loads at full size
+    /// without the real weights).
+    Checkpoint {
+        /// New checkpoint directory.
+        #[arg(long, short)]
+        output: PathBuf,
+        #[arg(long, default_value = "full")]
+        size: Size,
+        /// Tensor names and layout: `transformers` (the 0626 release) or `nari`.
+        #[arg(long, default_value = "transformers")]
+        format: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Loads a checkpoint directory on Flex several times and prints each load's seconds and
+    /// the peak memory (the first run warms the page cache).
+    Load {
+        #[arg(long)]
+        model_dir: PathBuf,
+        /// Weight storage (f32, f16, bf16, int8, w8a8) [default: f32, or a converted checkpoint's].
+        #[arg(long)]
+        weights: Option<dia_model::WeightStorage>,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Measures one configuration and prints its row as JSON (used by `report`).
     #[command(hide = true)]
     RunOne {
@@ -258,6 +292,47 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Soak(args) => soak(&args),
         Cmd::Codec(args) => codec(&args),
         Cmd::Kernels(args) => kernels(&args),
+        Cmd::Checkpoint {
+            output,
+            size,
+            format,
+            seed,
+        } => {
+            let format = match format.as_str() {
+                "nari" => CheckpointFormat::Nari,
+                "transformers" => CheckpointFormat::Transformers,
+                other => bail!("unknown --format {other:?} (expected nari or transformers)"),
+            };
+            let bytes =
+                loading::write_random_checkpoint(&size.dia_config(), format, seed, &output)?;
+            println!("wrote {} ({:.2} GB)", output.display(), bytes as f64 / 1e9);
+            Ok(())
+        }
+        Cmd::Load {
+            model_dir,
+            weights,
+            runs,
+        } => {
+            let options = dia_model::ModelOptions {
+                weights,
+                ..Default::default()
+            };
+            for (run, t) in loading::time_loads(&model_dir, options, runs)?
+                .iter()
+                .enumerate()
+            {
+                let peak = t.peak_rss_bytes.map_or(0.0, |b| b as f64 / 1e9);
+                println!("load {run}: {:.2} s, peak memory {peak:.2} GB", t.seconds);
+            }
+            Ok(())
+        }
+        Cmd::Bandwidth { threads } => {
+            let threads = threads.unwrap_or_else(rayon::current_num_threads);
+            for (pattern, gb_s) in dia_bench::bandwidth::measure(threads) {
+                println!("{gb_s:6.1} GB/s  {pattern}  ({threads} threads)");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use burn::tensor::DType;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dia_burn::cli::{ModelArgs, RuntimeArgs};
 use dia_burn::dia_model::{GenerationConfig, LongFormOptions, SamplingSite};
@@ -23,6 +24,9 @@ pub enum Command {
     Encode(EncodeArgs),
     /// Decode DAC codes (JSON) to a WAV file.
     Decode(DecodeArgs),
+    /// Write a checkpoint whose weights are already stored as `--weights` says and laid out as
+    /// the CPU kernels read them: it then loads in seconds, with no quantizing or re-tiling.
+    Convert(ConvertArgs),
 }
 
 /// WAV sample formats.
@@ -125,6 +129,23 @@ pub struct EncodeArgs {
     pub codes_out: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// `dia-infer convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// New directory for the converted checkpoint (`config.json` and `model.safetensors`);
+    /// an existing checkpoint there is never overwritten.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Compute dtype the embeddings are stored in [default: f32].
+    #[arg(long, value_parser = dia_burn::dia_model::config::parse_dtype)]
+    pub dtype: Option<DType>,
+    /// Hide download progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// `dia-infer decode`.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod codec_cmd;
+mod convert;
 mod files;
 mod jobs;
 mod progress;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         let job = || match cli.command {
             Some(Command::Encode(args)) => codec_cmd::encode(&args),
             Some(Command::Decode(args)) => codec_cmd::decode(&args),
+            Some(Command::Convert(args)) => convert::run(&args),
             None => speak::run(&cli.generate),
         };
         // The main thread joins the CPU backends' pool: no third thread competes for the cores.

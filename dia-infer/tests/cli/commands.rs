@@ -93,6 +93,74 @@ fn int8_weights_make_audio() {
     }
 }
 
+/// `dia-infer convert` writes a checkpoint that speaks as its source with the same weights
+/// (int8: the same codes as `--int8`), refuses to write over it, and refuses another storage
+/// at load.
+#[test]
+fn converted_checkpoints_speak_as_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int8");
+    let model = fixture("dia-tiny");
+    let convert = |out: &Path| {
+        dia(&[
+            "convert",
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--weights",
+            "int8",
+            "-o",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    assert_ok(&convert(&out));
+    let weights = out.join("model.safetensors");
+    let written = std::fs::read(&weights).unwrap();
+    let case = &golden_json("dia-tiny")["cases"][0];
+    let speak = |model_dir: &Path, extra: &[&str]| {
+        let codes = dir.path().join("codes.json");
+        let [model_dir, dac, wav, codes_out] = [
+            model_dir.to_path_buf(),
+            fixture("dac-tiny/weights.safetensors"),
+            dir.path().join("out.wav"),
+            codes.clone(),
+        ]
+        .map(|p| p.to_str().unwrap().to_string());
+        let mut args = vec![case["text"].as_str().unwrap(), "--model-dir", &model_dir];
+        args.extend([
+            "--dac-path",
+            &dac,
+            "--backend",
+            "flex",
+            "--temperature",
+            "0",
+        ]);
+        args.extend(["--quiet", "-o", &wav, "--codes-out", &codes_out]);
+        args.extend_from_slice(extra);
+        assert_ok(&dia(&args));
+        read_codes(&codes)
+    };
+    assert_eq!(speak(&out, &[]), speak(&model, &["--int8"]));
+    fails_with(convert(&out), "already exists");
+    assert_eq!(
+        std::fs::read(&weights).unwrap(),
+        written,
+        "the converted file was kept"
+    );
+    let dac = fixture("dac-tiny/weights.safetensors");
+    let other = dia(&[
+        "x",
+        "--model-dir",
+        out.to_str().unwrap(),
+        "--dac-path",
+        dac.to_str().unwrap(),
+        "--weights",
+        "f32",
+        "--quiet",
+    ]);
+    fails_with(other, "converted with `int8` weights");
+}
+
 #[test]
 fn audio_prompt_codes_case_matches_golden() {
     let dir = tempfile::tempdir().unwrap();

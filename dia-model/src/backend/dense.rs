@@ -134,6 +134,21 @@ fn cat_int8_columns<B: Backend>(parts: Vec<Tensor<B, 2, Int>>) -> Tensor<B, 2, I
     Tensor::from_data(TensorData::new(joined, [d_in, d_out]), (&device, DType::I8))
 }
 
+/// `f` on blocks of whole rows of `values` (`width` per row), one block per CPU thread, the
+/// results in row order: quantizing a checkpoint's weights at load on every core.
+fn on_row_blocks<T: Send>(values: &[f32], width: usize, f: impl Fn(&[f32]) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rows = values.len() / width.max(1);
+    let block = rows.div_ceil(threads).max(1) * width.max(1);
+    std::thread::scope(|scope| {
+        let tasks: Vec<_> = values.chunks(block).map(|b| scope.spawn(|| f(b))).collect();
+        tasks
+            .into_iter()
+            .map(|t| t.join().expect("a quantizing thread does not panic"))
+            .collect()
+    })
+}
+
 impl<B: Backend> Int8Weight<B> {
     /// Symmetric per-column quantization of an `[in, out]` weight, for int8 or float inputs.
     pub(crate) fn quantize(weight: Tensor<B, 2>, int8_activations: bool) -> Self {
@@ -141,24 +156,33 @@ impl<B: Backend> Int8Weight<B> {
         let device = weight.device();
         let data = weight.into_data().convert::<f32>();
         let values = data.as_slice::<f32>().expect("converted to f32");
-        let mut amax = vec![0.0f32; d_out];
-        for row in values.chunks_exact(d_out) {
-            for (m, v) in amax.iter_mut().zip(row) {
-                *m = m.max(v.abs());
+        let amax = on_row_blocks(values, d_out, |block| {
+            let mut amax = vec![0.0f32; d_out];
+            for row in block.chunks_exact(d_out) {
+                for (m, v) in amax.iter_mut().zip(row) {
+                    *m = m.max(v.abs());
+                }
             }
-        }
+            amax
+        })
+        .into_iter()
+        .reduce(|a, b| a.iter().zip(&b).map(|(x, y)| x.max(*y)).collect())
+        .unwrap_or_else(|| vec![0.0; d_out]);
         let scale: Vec<f32> = amax
             .iter()
             .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
             .collect();
-        let mut q = Vec::with_capacity(values.len());
-        for row in values.chunks_exact(d_out) {
-            q.extend(
-                row.iter()
-                    .zip(&scale)
-                    .map(|(v, s)| (v / s).round().clamp(-127.0, 127.0) as i8),
-            );
-        }
+        let q: Vec<i8> = on_row_blocks(values, d_out, |block| {
+            block
+                .chunks_exact(d_out)
+                .flat_map(|row| {
+                    row.iter()
+                        .zip(&scale)
+                        .map(|(v, s)| (v / s).round().clamp(-127.0, 127.0) as i8)
+                })
+                .collect::<Vec<i8>>()
+        })
+        .concat();
         let values = Tensor::from_data(TensorData::new(q, [d_in, d_out]), (&device, DType::I8));
         let scale = Tensor::from_data(TensorData::new(scale, [d_out]), (&device, DType::F32));
         Self {

@@ -32,6 +32,12 @@ pub trait DiaBackend: DacBackend {
         weight
     }
 
+    /// Whether [`DiaBackend::arrange`] lays weights out in Flex's column tiles: a converted
+    /// checkpoint's tiles are then taken as they are, else put back in `[in, out]` at load.
+    fn reads_tiles() -> bool {
+        false
+    }
+
     /// `x` `[rows, in]` · `weight` `[in, out]` → `[rows, out]` in `x`'s dtype: every projection
     /// of the model. A decode step has only two rows per item, so this is where its time goes.
     fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {

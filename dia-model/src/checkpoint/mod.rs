@@ -1,6 +1,7 @@
 //! Checkpoints on disk: finding a checkpoint's files, reading its safetensors shards, naming
 //! each parameter in either format, and building the model from them.
 
+pub mod converted;
 mod loader;
 pub mod names;
 mod shards;
@@ -8,8 +9,8 @@ mod shards;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use self::converted::Converted;
 use self::loader::{Loader, Source};
-use self::names::CheckpointFormat;
 use self::shards::Shards;
 use crate::backend::DiaBackend;
 use crate::config::DiaConfig;
@@ -70,7 +71,7 @@ impl CheckpointFiles {
     }
 
     /// Whether the weights are a sharded checkpoint's index.
-    fn is_index(&self) -> bool {
+    pub(crate) fn is_index(&self) -> bool {
         self.weights
             .file_name()
             .is_some_and(|n| n.to_string_lossy().ends_with(".index.json"))
@@ -91,27 +92,25 @@ impl<B: DiaBackend> DiaModel<B> {
         device: &B::Device,
     ) -> Result<Self> {
         let config = DiaConfig::from_file(&files.config)?;
-        let shards = if files.is_index() {
-            Shards::open_index(&files.weights)?
-        } else {
-            Shards::open_file(&files.weights)?
+        let shards = Shards::open_files(files)?;
+        let (source, options) = match Converted::detect(&shards, &files.weights)? {
+            Some(converted) => {
+                tracing::info!(storage = %converted.storage, source = %converted.source, "loading converted Dia weights");
+                let source = Source::Converted {
+                    shards: &shards,
+                    used: HashSet::new(),
+                };
+                (source, converted.options(options, &files.weights)?)
+            }
+            None => (Source::checkpoint(&shards, &files.weights)?, options),
         };
-        let format =
-            CheckpointFormat::detect(shards.keys()).ok_or_else(|| DiaError::UnknownLayout {
-                path: files.weights.clone(),
-                message: "no Dia embedding tensor found (neither nari nor transformers names)"
-                    .into(),
-            })?;
-        tracing::info!(?format, version = ?config.version, "loading Dia weights");
+        tracing::info!(version = ?config.version, "loading Dia weights");
         let mut loader = Loader {
-            source: Source::Checkpoint {
-                shards: &shards,
-                format,
-                used: HashSet::new(),
-            },
+            source,
             config: &config,
             options,
             device,
+            record: None,
         };
         let model = loader.build()?;
         loader.check_all_used()?;
@@ -132,6 +131,7 @@ impl<B: DiaBackend> DiaModel<B> {
             config,
             options,
             device,
+            record: None,
         };
         loader
             .build()

@@ -187,7 +187,7 @@ impl ModelParam {
     }
 
     /// The nari key; the transformers key is derived from it (see [`transformers_key`]).
-    fn nari_key(self) -> String {
+    pub(crate) fn nari_key(self) -> String {
         let stack = |s| match s {
             Stack::Encoder => "encoder",
             Stack::Decoder => "decoder",

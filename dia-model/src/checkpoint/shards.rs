@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use burn::tensor::TensorData;
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
@@ -13,10 +14,14 @@ use crate::error::{DiaError, Result};
 /// One memory-mapped safetensors file with its parsed header.
 struct Shard {
     path: PathBuf,
+    /// The file, for reads that copy a tensor out whole ([`RawTensor::data`]).
+    file: File,
     mmap: Mmap,
     /// Byte offset of the data section.
     data_start: usize,
     tensors: HashMap<String, safetensors::tensor::TensorInfo>,
+    /// The header's `__metadata__` (a converted checkpoint's storage and layout).
+    metadata: HashMap<String, String>,
 }
 
 impl Shard {
@@ -37,6 +42,7 @@ impl Shard {
             .into_iter()
             .map(|(name, info)| (name, info.clone()))
             .collect();
+        let extra = metadata.metadata().clone().unwrap_or_default();
         let data_len = mmap.len().saturating_sub(data_start);
         if let Some((name, info)) = tensors.iter().find(|(_, i)| i.data_offsets.1 > data_len) {
             return Err(corrupt(format!(
@@ -47,9 +53,11 @@ impl Shard {
         }
         Ok(Self {
             path: path.to_path_buf(),
+            file,
             mmap,
             data_start,
             tensors,
+            metadata: extra,
         })
     }
 }
@@ -61,6 +69,7 @@ pub(crate) struct RawTensor<'a> {
     pub shape: Vec<usize>,
     dtype: Dtype,
     bytes: &'a [u8],
+    shard: &'a Shard,
 }
 
 impl RawTensor<'_> {
@@ -74,10 +83,73 @@ impl RawTensor<'_> {
         self
     }
 
+    /// The stored elements as they are (a copy out of the file), for a converted checkpoint
+    /// whose tensors are already in the model's dtype and layout (on a little-endian CPU, as
+    /// safetensors stores them).
+    pub fn data(&self) -> Result<TensorData> {
+        if cfg!(target_endian = "big") {
+            return Err(DiaError::UnknownLayout {
+                path: self.path.to_path_buf(),
+                message: "converted checkpoints are read on little-endian CPUs only".into(),
+            });
+        }
+        let shape = self.shape.clone();
+        Ok(match self.dtype {
+            Dtype::F32 => TensorData::new(self.read::<f32>()?, shape),
+            Dtype::F16 => TensorData::new(self.read::<half::f16>()?, shape),
+            Dtype::BF16 => TensorData::new(self.read::<half::bf16>()?, shape),
+            Dtype::I8 => TensorData::new(self.read::<i8>()?, shape),
+            other => {
+                return Err(DiaError::UnsupportedDtype {
+                    path: self.path.to_path_buf(),
+                    key: self.key.to_string(),
+                    dtype: format!("{other:?}"),
+                });
+            }
+        })
+    }
+
+    /// The tensor's elements read from its file into a vector of their type (aligned for it,
+    /// so the tensor takes it without another copy): read calls rather than copies out of the
+    /// map (which would fault each page in twice), a large tensor in parts on parallel threads.
+    fn read<T: Plain>(&self) -> Result<Vec<T>> {
+        let mut values = vec![T::default(); self.bytes.len() / std::mem::size_of::<T>()];
+        // SAFETY: `Plain` types have no padding and every bit pattern is a value of them.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                values.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of_val(values.as_slice()),
+            )
+        };
+        let offset = self.bytes.as_ptr() as usize - self.shard.mmap.as_ptr() as usize;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let part = bytes.len().div_ceil(threads).max(16 << 20);
+        let results: Vec<std::io::Result<()>> = std::thread::scope(|scope| {
+            let reads: Vec<_> = bytes
+                .chunks_mut(part)
+                .enumerate()
+                .map(|(i, chunk)| {
+                    let at = offset + i * part;
+                    scope.spawn(move || read_at(&self.shard.file, &self.shard.mmap, chunk, at))
+                })
+                .collect();
+            reads
+                .into_iter()
+                .map(|r| r.join().expect("a read thread does not panic"))
+                .collect()
+        });
+        for result in results {
+            result.map_err(|e| DiaError::io(self.path, e))?;
+        }
+        Ok(values)
+    }
+
     /// Converts the stored elements to `f32`, whatever float type the file uses.
     pub fn to_f32(&self) -> Result<Vec<f32>> {
         let b = self.bytes;
         Ok(match self.dtype {
+            // Safetensors stores little-endian values: read in place on a little-endian CPU.
+            Dtype::F32 if cfg!(target_endian = "little") => self.read::<f32>()?,
             Dtype::F32 => b
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -99,6 +171,26 @@ impl RawTensor<'_> {
             }
         })
     }
+}
+
+/// Element types a tensor is read into as raw bytes: no padding, every bit pattern a value.
+trait Plain: Copy + Default + burn::tensor::Element {}
+impl Plain for f32 {}
+impl Plain for half::f16 {}
+impl Plain for half::bf16 {}
+impl Plain for i8 {}
+
+/// Fills `buf` with the file's bytes from `offset`: a positioned read where the OS has one,
+/// else a copy out of the map.
+#[cfg(unix)]
+fn read_at(file: &File, _map: &Mmap, buf: &mut [u8], offset: usize) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset as u64)
+}
+
+#[cfg(not(unix))]
+fn read_at(_file: &File, map: &Mmap, buf: &mut [u8], offset: usize) -> std::io::Result<()> {
+    buf.copy_from_slice(&map[offset..offset + buf.len()]);
+    Ok(())
 }
 
 /// All shards of one checkpoint and which shard holds each tensor.
@@ -170,9 +262,27 @@ impl Shards {
         Ok(Self { shards, index })
     }
 
+    /// Opens a checkpoint's weights: a single file or a sharded index.
+    pub fn open_files(files: &super::CheckpointFiles) -> Result<Self> {
+        match files.is_index() {
+            true => Self::open_index(&files.weights),
+            false => Self::open_file(&files.weights),
+        }
+    }
+
+    /// Whether the checkpoint holds tensor `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.index.contains_key(key)
+    }
+
     /// Every tensor name in the checkpoint, sorted.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.index.keys().map(String::as_str)
+    }
+
+    /// Entry `key` of the first shard's header metadata (`__metadata__`).
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.shards.first()?.metadata.get(key).map(String::as_str)
     }
 
     /// The path of the shard that holds `key`, or of the first shard if none does.
@@ -202,6 +312,7 @@ impl Shards {
             shape: info.shape.clone(),
             dtype: info.dtype,
             bytes,
+            shard,
         })
     }
 }

@@ -6,7 +6,7 @@ pub use self::options::{ModelOptions, WeightStorage, parse_dtype};
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{DiaError, Result};
@@ -23,7 +23,7 @@ pub enum ModelVersion {
 }
 
 /// Text encoder hyper-parameters.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct EncoderConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -41,7 +41,7 @@ pub struct EncoderConfig {
 }
 
 /// Audio decoder hyper-parameters.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct DecoderConfig {
     pub vocab_size: usize,
     pub num_channels: usize,
@@ -84,7 +84,7 @@ pub struct DiaConfig {
     pub version: ModelVersion,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct FlatConfig {
     encoder_config: EncoderConfig,
     decoder_config: DecoderConfig,
@@ -215,6 +215,23 @@ impl DiaConfig {
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// The config as a `config.json` text in the flat 0626 schema (what
+    /// [`DiaConfig::from_json_str`] reads back); `None` for the original version, whose nested
+    /// schema is only read.
+    pub fn to_flat_json(&self) -> Option<String> {
+        (self.version == ModelVersion::V0626).then(|| {
+            let flat = FlatConfig {
+                encoder_config: self.encoder.clone(),
+                decoder_config: self.decoder.clone(),
+                bos_token_id: self.bos_token_id,
+                eos_token_id: self.eos_token_id,
+                pad_token_id: self.pad_token_id,
+                delay_pattern: self.delay_pattern.clone(),
+            };
+            serde_json::to_string_pretty(&flat).expect("a config serializes")
+        })
     }
 
     /// Reads and parses a `config.json` file.

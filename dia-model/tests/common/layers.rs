@@ -26,6 +26,16 @@ pub fn layer_diffs<B: DiaBackend>(
 ) -> Diffs {
     let label = format!("{model_dir} {options:?}");
     let model = DiaModel::<B>::load(&fixture(model_dir), options, device).unwrap();
+    model_layer_diffs(&model, golden_dir, &label, device)
+}
+
+/// [`layer_diffs`] of a model already loaded (`label` names it in failures).
+pub fn model_layer_diffs<B: DiaBackend>(
+    model: &DiaModel<B>,
+    golden_dir: &str,
+    label: &str,
+    device: &B::Device,
+) -> Diffs {
     let json = golden_json(golden_dir);
     let golden = Golden::open(golden_dir);
     let text: Vec<u32> = json["text_tokens"]

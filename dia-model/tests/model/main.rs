@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod continuous;
+mod converted;
 mod errors;
 mod generation;
 mod half_precision;

@@ -5,7 +5,8 @@
 
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::backend::Backend;
-use burn::tensor::{BasicOps, Tensor, TensorData};
+use burn::tensor::{BasicOps, DType, Element, Tensor, TensorData};
+use half::{bf16, f16};
 
 use crate::backend::{Dense, Int8Weight};
 
@@ -157,55 +158,77 @@ fn retile<B: Backend, K: BasicOps<B>>(
 
 /// `[d_in, out]` values as `[tiles · d_in, TILE]` ([`Tiles`]), zero past `out`.
 fn tile_data(data: TensorData) -> TensorData {
+    match data.dtype {
+        DType::F32 => tile_values::<f32>(data),
+        DType::F16 => tile_values::<f16>(data),
+        DType::BF16 => tile_values::<bf16>(data),
+        DType::I8 => tile_values::<i8>(data),
+        other => panic!("no column tiles for {other:?} weights"),
+    }
+}
+
+/// [`tile_data`] for one element type: written into a vector of that type, which the tensor
+/// then takes without another copy.
+fn tile_values<T: Element + Default>(data: TensorData) -> TensorData {
     let [d_in, out] = data.shape.dims::<2>();
-    let (size, count) = (data.dtype.size(), out.div_ceil(TILE));
-    let mut tiles = vec![0u8; count * d_in * TILE * size];
-    let plain = data.as_bytes();
-    per_stretch(&mut tiles, count * TILE * size, d_in, |start, region| {
+    let count = out.div_ceil(TILE);
+    let mut tiles = vec![T::default(); count * d_in * TILE];
+    let plain = data.as_slice::<T>().expect("the dtype's elements");
+    per_stretch(&mut tiles, count * TILE, d_in, |start, region| {
         for (at, i, t) in stretch_rows(d_in, out, start) {
-            let width = TILE.min(out - t * TILE) * size;
-            let from = &plain[(i * out + t * TILE) * size..][..width];
-            region[at * size..][..width].copy_from_slice(from);
+            let width = TILE.min(out - t * TILE);
+            region[at..][..width].copy_from_slice(&plain[i * out + t * TILE..][..width]);
         }
     });
-    TensorData::from_bytes_vec(tiles, [count * d_in, TILE], data.dtype)
+    TensorData::new(tiles, [count * d_in, TILE])
 }
 
 /// [`tile_data`] undone: `[tiles · d_in, TILE]` back to `[d_in, out]`.
 fn untile_data(data: TensorData, out: usize) -> TensorData {
-    let (size, count) = (data.dtype.size(), out.div_ceil(TILE));
-    let d_in = data.shape.dims::<2>()[0] / count.max(1);
-    let mut plain = vec![0u8; d_in * out * size];
-    let tiles = data.as_bytes();
-    per_stretch(&mut plain, out * size, d_in, |start, region| {
-        let from_region = &tiles[start * count * TILE * size..];
-        for (at, i, t) in stretch_rows(d_in, out, start) {
-            let width = TILE.min(out - t * TILE) * size;
-            let to = &mut region[((i - start) * out + t * TILE) * size..][..width];
-            to.copy_from_slice(&from_region[at * size..][..width]);
-        }
-    });
-    TensorData::from_bytes_vec(plain, [d_in, out], data.dtype)
+    match data.dtype {
+        DType::F32 => untile_values::<f32>(data, out),
+        DType::F16 => untile_values::<f16>(data, out),
+        DType::BF16 => untile_values::<bf16>(data, out),
+        DType::I8 => untile_values::<i8>(data, out),
+        other => panic!("no column tiles for {other:?} weights"),
+    }
 }
 
-/// Runs `f(first input row, bytes)` on each stretch's part of `bytes`, which holds `row_bytes`
-/// per input row, the stretches spread over the CPU's threads (a weight of gigabytes is tiled
-/// in seconds, not tens of seconds).
-fn per_stretch(
-    bytes: &mut [u8],
-    row_bytes: usize,
+/// [`untile_data`] for one element type.
+fn untile_values<T: Element + Default>(data: TensorData, out: usize) -> TensorData {
+    let count = out.div_ceil(TILE);
+    let d_in = data.shape.dims::<2>()[0] / count.max(1);
+    let mut plain = vec![T::default(); d_in * out];
+    let tiles = data.as_slice::<T>().expect("the dtype's elements");
+    per_stretch(&mut plain, out, d_in, |start, region| {
+        let from_region = &tiles[start * count * TILE..];
+        for (at, i, t) in stretch_rows(d_in, out, start) {
+            let width = TILE.min(out - t * TILE);
+            let to = &mut region[(i - start) * out + t * TILE..][..width];
+            to.copy_from_slice(&from_region[at..][..width]);
+        }
+    });
+    TensorData::new(plain, [d_in, out])
+}
+
+/// Runs `f(first input row, values)` on each stretch's part of `values`, which holds
+/// `row_len` per input row, the stretches spread over the CPU's threads (a weight of gigabytes
+/// is tiled in seconds, not tens of seconds).
+fn per_stretch<T: Send>(
+    values: &mut [T],
+    row_len: usize,
     d_in: usize,
-    f: impl Fn(usize, &mut [u8]) + Sync,
+    f: impl Fn(usize, &mut [T]) + Sync,
 ) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = (TILE_SPAN * row_bytes).max(1);
-    let regions: Vec<(usize, &mut [u8])> = bytes
+    let chunk = (TILE_SPAN * row_len).max(1);
+    let regions: Vec<(usize, &mut [T])> = values
         .chunks_mut(chunk)
         .enumerate()
         .map(|(s, region)| (s * TILE_SPAN, region))
         .take(d_in.div_ceil(TILE_SPAN))
         .collect();
-    let mut shares: Vec<Vec<(usize, &mut [u8])>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut shares: Vec<Vec<(usize, &mut [T])>> = (0..threads).map(|_| Vec::new()).collect();
     for (n, region) in regions.into_iter().enumerate() {
         shares[n % threads].push(region);
     }

@@ -21,7 +21,7 @@ use burn::tensor::{Bool, DType, Tensor};
 use burn_flex::Flex;
 use half::{bf16, f16};
 
-pub use self::int8_dot::kernel_name as int8_kernel;
+pub use self::int8_dot::{QUAD, kernel_name as int8_kernel};
 pub use self::layout::{TILE, TILE_SPAN, TILE_STREAMS, Tiles, tile_offset};
 use self::stored::{Stored, Values};
 use self::tensors::{f32_values, flex_tensor, primitive, split_columns, write_rows};
@@ -36,6 +36,10 @@ impl DiaBackend for Flex {
             true => Tiles::tile(weight),
             false => weight,
         }
+    }
+
+    fn reads_tiles() -> bool {
+        simd::available()
     }
 
     fn project(x: Tensor<Self, 2>, weight: &Dense<Self>) -> Tensor<Self, 2> {
