@@ -23,6 +23,9 @@ pub struct Machine {
     pub date: String,
     pub burn_version: String,
     pub dia_burn_version: String,
+    /// The kernels the Flex rows' other hooks ran (`avx512`, `avx2`, or `generic`: Burn's ops).
+    #[serde(default)]
+    pub flex_kernels: String,
     /// The integer kernel `w8a8` rows ran on this CPU (`avx512-vnni`, `avx-vnni`, `avx2` or
     /// `scalar`).
     #[serde(default)]
@@ -46,6 +49,7 @@ impl Machine {
             date: chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string(),
             burn_version: BURN_VERSION.into(),
             dia_burn_version: env!("CARGO_PKG_VERSION").into(),
+            flex_kernels: dia_model::backend::flex::kernel_path().into(),
             int8_kernel: dia_model::backend::flex::int8_kernel().into(),
         }
     }

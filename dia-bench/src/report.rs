@@ -50,8 +50,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "- Threads: {}; measured read bandwidth: {:.1} GB/s ({}); w8a8 kernel: {}",
-            m.threads, m.read_bandwidth_gb_s, m.read_pattern, m.int8_kernel
+            "- Threads: {}; measured read bandwidth: {:.1} GB/s ({}); flex kernels: {}; w8a8 kernel: {}",
+            m.threads, m.read_bandwidth_gb_s, m.read_pattern, m.flex_kernels, m.int8_kernel
         );
         let _ = writeln!(
             s,

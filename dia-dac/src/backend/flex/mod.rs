@@ -222,8 +222,10 @@ fn last_index(dims: [usize; 3], strides: [usize; 3]) -> usize {
     dims.iter().zip(strides).map(|(&n, s)| (n - 1) * s).sum()
 }
 
-/// The widest vector instructions the CPU has, of those the loops are compiled for.
+/// The widest vector instructions the CPU has, of those the loops are compiled for (x86-64
+/// only: elsewhere the codec takes Burn's own ops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 enum SimdLevel {
     Baseline,
     /// AVX2 and FMA.
@@ -233,6 +235,7 @@ enum SimdLevel {
 }
 
 /// [`SimdLevel`] of this CPU, detected once.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn simd_level() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {

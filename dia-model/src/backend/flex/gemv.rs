@@ -178,6 +178,7 @@ impl Span {
     }
 
     /// One tile's sums for every row, written to `sums`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn tile<W: Widen>(&self, kernel: Kernel, tiles: &[W], at: TileRows, sums: Sums<'_>) {
         let last = at.streams.iter().map(|&s| s + self.run * TILE);
         let end = last

@@ -311,6 +311,7 @@ impl Span {
     }
 
     /// Adds this stretch's sums for one tile into `acc` `[rows, width]` at column `col`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn tile(
         &self,
         kernel: Kernel,

@@ -23,6 +23,19 @@ use half::{bf16, f16};
 
 pub use self::int8_dot::{QUAD, kernel_name as int8_kernel};
 pub use self::layout::{TILE, TILE_SPAN, TILE_STREAMS, Tiles, tile_offset};
+
+/// The kernels Flex's hooks run on this CPU, for reports: `avx512` or `avx2` (dia-model's own),
+/// or `generic` (Burn's own ops: another CPU architecture, or the custom kernels off).
+pub fn kernel_path() -> &'static str {
+    if !simd::available() {
+        return "generic";
+    }
+    #[cfg(target_arch = "x86_64")]
+    if simd::detected_avx512() {
+        return "avx512";
+    }
+    "avx2"
+}
 use self::stored::{Stored, Values};
 use self::tensors::{f32_values, flex_tensor, primitive, split_columns, write_rows};
 use super::{DiaBackend, generic};

@@ -55,6 +55,7 @@ pub trait Widen: Copy + Send + Sync + 'static {
     }
     /// Whether [`Widen::load16`] returns the even and the odd columns rather than two
     /// runs of eight (the kernel then puts its sums back in order once per call).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     const INTERLEAVED: bool = false;
     /// Sixteen consecutive elements widened to f32, as two vectors.
     ///
