@@ -38,7 +38,8 @@ pub fn router(shared: Arc<Shared>, keys: ApiKeys, cors: Option<CorsLayer>) -> Ro
             "/v1/audio/voices",
             get(voices)
                 .post(add_voice)
-                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+                .layer(middleware::from_fn(crate::upload::refuse_oversized)),
         )
         .route("/v1/audio/voices/{name}", delete(delete_voice))
         .route("/v1/models", get(models))

@@ -9,7 +9,9 @@ use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartError};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -208,6 +210,37 @@ fn form_error(e: MultipartError) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         status => ApiError::new(status, format!("cannot read the form: {}", e.body_text())),
     }
+}
+
+/// How much of an upload declared over [`MAX_UPLOAD_BYTES`] is still read, and for how long,
+/// after its 413 has gone out.
+const DRAIN_BYTES: usize = 64 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refuses an upload whose `Content-Length` is over [`MAX_UPLOAD_BYTES`] at once, with a 413,
+/// and reads the body the client goes on sending (up to [`DRAIN_BYTES`], for at most
+/// [`DRAIN_TIME`]) in the background. The client then reads the 413 rather than a connection
+/// reset in the middle of its upload, which is what closing on unread data gives.
+pub async fn refuse_oversized(request: axum::extract::Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_none_or(|n| n <= MAX_UPLOAD_BYTES as u64) {
+        return next.run(request).await;
+    }
+    let mut body = request.into_body().into_data_stream();
+    tokio::spawn(tokio::time::timeout(DRAIN_TIME, async move {
+        let mut read = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len();
+            if read > DRAIN_BYTES {
+                break;
+            }
+        }
+    }));
+    too_large().into_response()
 }
 
 fn too_large() -> ApiError {
