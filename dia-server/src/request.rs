@@ -1,6 +1,7 @@
 //! The body of `POST /v1/audio/speech`: OpenAI's fields, Dia's sampling extensions, each
 //! checked with an error naming the field. Unknown fields are ignored, so newer clients work.
 
+use dia_burn::SamplingOverrides;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -20,18 +21,8 @@ pub struct SpeechRequest {
     pub format: AudioFormat,
     /// `stream_format: "sse"`: server-sent events with base64 audio.
     pub sse: bool,
-    pub sampling: Sampling,
-}
-
-/// Dia's sampling extensions; `None`: the server's default.
-#[derive(Debug, Clone, Default)]
-pub struct Sampling {
-    pub seed: Option<u64>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub cfg_scale: Option<f32>,
-    pub cfg_filter_top_k: Option<usize>,
-    pub max_tokens: Option<usize>,
+    /// Dia's sampling extensions; those left out take the server's defaults.
+    pub sampling: SamplingOverrides,
 }
 
 impl SpeechRequest {
@@ -71,7 +62,7 @@ impl SpeechRequest {
         };
         // Accepted for compatibility; Dia takes no instructions.
         field::<String>(&fields, "instructions")?;
-        let sampling = Sampling {
+        let sampling = SamplingOverrides {
             seed: field(&fields, "seed")?,
             temperature: field(&fields, "temperature")?,
             top_p: field(&fields, "top_p")?,

@@ -10,14 +10,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
-use dia_burn::SpeechJob;
 use dia_burn::dia_model::{GenerationConfig, LongFormRequest};
+use dia_burn::{SamplingOverrides, SpeechJob};
 use futures_util::stream::{self, Stream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::format::AudioEncoder;
-use crate::request::{Sampling, SpeechRequest};
+use crate::request::SpeechRequest;
 use crate::shared::{Backlog, JobEvent, Phase, Ready, Shared, Submission};
 
 /// Seconds a client told "busy" (429) is asked to wait.
@@ -36,7 +36,7 @@ pub async fn speech(
     }
     let request = SpeechRequest::parse(&body)?;
     let voice = ready.voices().resolve(request.voice.as_deref())?;
-    let config = generation_config(&request.sampling);
+    let config = generation_config(request.sampling);
     let encoder = request
         .format
         .encoder(ready.sample_rate)
@@ -120,19 +120,11 @@ fn refused(message: String) -> ApiError {
 
 /// The request's generation parameters over Dia's defaults; a random seed when none is
 /// given (sent back in `x-dia-seed`, so any response can be reproduced).
-fn generation_config(sampling: &Sampling) -> GenerationConfig {
-    let defaults = GenerationConfig::default();
-    GenerationConfig {
-        max_tokens: sampling.max_tokens,
-        cfg_scale: sampling.cfg_scale.unwrap_or(defaults.cfg_scale),
-        temperature: sampling.temperature.unwrap_or(defaults.temperature),
-        top_p: sampling.top_p.unwrap_or(defaults.top_p),
-        cfg_filter_top_k: sampling
-            .cfg_filter_top_k
-            .unwrap_or(defaults.cfg_filter_top_k),
-        seed: sampling.seed.unwrap_or_else(rand::random),
-        ..defaults
-    }
+fn generation_config(sampling: SamplingOverrides) -> GenerationConfig {
+    sampling.over(GenerationConfig {
+        seed: rand::random(),
+        ..GenerationConfig::default()
+    })
 }
 
 fn with_seed(mut response: Response, seed: u64) -> Response {

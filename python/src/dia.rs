@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dia_burn::AnyDia;
+use dia_burn::{AnyDia, SamplingOverrides};
 use numpy::{PyArray1, PyArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -12,7 +12,7 @@ use pyo3::types::PyString;
 use crate::arrays::{audio_from_py, audio_to_py, codes_from_py, codes_to_py, resample};
 use crate::engine::{Channels, load_options, on_dia};
 use crate::errors::to_py;
-use crate::request::{Params, RequestData};
+use crate::request::RequestData;
 use crate::speak::{Spoken, speak_all};
 use crate::stream::Stream;
 
@@ -153,7 +153,7 @@ impl PyDia {
         max_tokens: Option<usize>,
         codes: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let params = Params {
+        let params = SamplingOverrides {
             seed,
             temperature,
             top_p,
@@ -194,7 +194,7 @@ impl PyDia {
         cfg_filter_top_k: Option<usize>,
         max_tokens: Option<usize>,
     ) -> PyResult<Stream> {
-        let params = Params {
+        let params = SamplingOverrides {
             seed,
             temperature,
             top_p,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use dia_burn::dia_model::{DiaBackend, GenerationConfig, LongFormRequest, VoicePrompt};
-use dia_burn::{Dia, Error, SpeechJob};
+use dia_burn::{Dia, Error, SamplingOverrides, SpeechJob};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -96,7 +96,7 @@ impl RequestData {
                 None,
                 None,
                 None,
-                Params::default(),
+                SamplingOverrides::default(),
             );
         }
         if let Ok(request) = item.cast::<PyRequest>() {
@@ -118,7 +118,7 @@ impl RequestData {
         voice_audio: Option<&Bound<'_, PyAny>>,
         transcript: Option<String>,
         audio_prompt_codes: Option<&Bound<'_, PyAny>>,
-        params: Params,
+        params: SamplingOverrides,
     ) -> PyResult<Self> {
         let voice = match (voice_audio, audio_prompt_codes) {
             (Some(_), Some(_)) => {
@@ -142,34 +142,8 @@ impl RequestData {
             text,
             voice,
             transcript: transcript.unwrap_or_default(),
-            config: params.config(),
+            config: params.over(GenerationConfig::default()),
         })
-    }
-}
-
-/// The generation parameters; `None` is the model's default (the command line's).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Params {
-    pub seed: Option<u64>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub cfg_scale: Option<f32>,
-    pub cfg_filter_top_k: Option<usize>,
-    pub max_tokens: Option<usize>,
-}
-
-impl Params {
-    fn config(self) -> GenerationConfig {
-        let default = GenerationConfig::default();
-        GenerationConfig {
-            max_tokens: self.max_tokens,
-            cfg_scale: self.cfg_scale.unwrap_or(default.cfg_scale),
-            temperature: self.temperature.unwrap_or(default.temperature),
-            top_p: self.top_p.unwrap_or(default.top_p),
-            cfg_filter_top_k: self.cfg_filter_top_k.unwrap_or(default.cfg_filter_top_k),
-            seed: self.seed.unwrap_or(default.seed),
-            sampling: default.sampling,
-        }
     }
 }
 
@@ -223,7 +197,7 @@ impl PyRequest {
         cfg_filter_top_k: Option<usize>,
         max_tokens: Option<usize>,
     ) -> PyResult<Self> {
-        let params = Params {
+        let params = SamplingOverrides {
             seed,
             temperature,
             top_p,
