@@ -268,19 +268,23 @@ pub(crate) fn read_dense<B: DiaBackend>(
     let tiled =
         shards.contains(&format!("{key}.tiles")) || shards.contains(&format!("{key}.tiles.int8"));
     let suffix = if tiled { ".tiles" } else { "" };
-    let mut read = |name: String| -> Result<TensorData> {
-        let data = shards.get(&name)?.data()?;
+    let values_shape = match tiled {
+        true => tiled_shape(shape, storage == WeightStorage::W8A8, shards.path_of(key))?,
+        false => shape.to_vec(),
+    };
+    let mut read = |name: String, shape: &[usize]| -> Result<TensorData> {
+        let data = shards.get_shaped(&name, shape)?.data()?;
         used.insert(name);
         Ok(data)
     };
     let weight = match storage.float_dtype() {
         Some(dtype) => {
-            let data = read(format!("{key}{suffix}"))?;
+            let data = read(format!("{key}{suffix}"), &values_shape)?;
             Dense::Float(Param::from_tensor(Tensor::from_data(data, (device, dtype))))
         }
         None => {
-            let values = read(format!("{key}{suffix}.int8"))?;
-            let scale = read(format!("{key}.scale"))?;
+            let values = read(format!("{key}{suffix}.int8"), &values_shape)?;
+            let scale = read(format!("{key}.scale"), &shape[1..])?;
             Dense::Int8(Int8Weight {
                 values: Param::initialized(
                     ParamId::new(),
@@ -322,15 +326,39 @@ fn tiles<B: DiaBackend>(
     })
 }
 
+/// The `[rows, TILE]` shape of an `[in, out]` weight's column tiles (quad tiles for int8
+/// inputs), as [`crate::backend::flex::Tiles`] makes them.
+#[cfg(feature = "flex")]
+fn tiled_shape([rows, out]: [usize; 2], quads: bool, _path: &Path) -> Result<Vec<usize>> {
+    use crate::backend::flex::TILE;
+    let rows = match quads {
+        true => crate::backend::flex::padded_rows(rows),
+        false => rows,
+    };
+    Ok(vec![out.div_ceil(TILE) * rows, TILE])
+}
+
+/// Without Flex this build has no tiles to read.
+#[cfg(not(feature = "flex"))]
+fn tiled_shape(_shape: [usize; 2], _quads: bool, path: &Path) -> Result<Vec<usize>> {
+    Err(no_flex(path))
+}
+
 /// Without Flex this build cannot untile.
 #[cfg(not(feature = "flex"))]
 fn tiles<B: DiaBackend>(_weight: Dense<B>, _shape: [usize; 2], path: &Path) -> Result<Dense<B>> {
-    Err(DiaError::UnknownLayout {
+    Err(no_flex(path))
+}
+
+/// The error for a converted checkpoint in tiles, read by a build without Flex.
+#[cfg(not(feature = "flex"))]
+fn no_flex(path: &Path) -> DiaError {
+    DiaError::UnknownLayout {
         path: path.to_path_buf(),
         message: "a checkpoint converted in Flex's tiles, and this build has no Flex backend \
                   (feature `flex`) to read them"
             .into(),
-    })
+    }
 }
 
 #[cfg(all(test, feature = "flex"))]

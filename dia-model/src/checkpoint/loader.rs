@@ -274,16 +274,7 @@ impl<B: DiaBackend> Loader<'_, B> {
         let data = match &mut self.source {
             Source::Converted { shards, used } => {
                 let spec = id.spec(self.config);
-                let raw = shards.get(&spec.nari.key)?;
-                if raw.shape != spec.shape {
-                    return Err(DiaError::ShapeMismatch {
-                        path: raw.path.to_path_buf(),
-                        key: spec.nari.key.clone(),
-                        expected: spec.shape,
-                        found: raw.shape,
-                    });
-                }
-                let data = raw.data()?;
+                let data = shards.get_shaped(&spec.nari.key, &spec.shape)?.data()?;
                 used.insert(spec.nari.key);
                 data
             }
@@ -334,15 +325,7 @@ impl<B: DiaBackend> Loader<'_, B> {
 
 /// A stored tensor's values, checked against its expected shape and transformed.
 fn read_stored(shards: &Shards, stored: &super::names::StoredTensor) -> Result<Vec<f32>> {
-    let raw = shards.get(&stored.key)?;
-    if raw.shape != stored.shape {
-        return Err(DiaError::ShapeMismatch {
-            path: raw.path.to_path_buf(),
-            key: stored.key.clone(),
-            expected: stored.shape.clone(),
-            found: raw.shape,
-        });
-    }
+    let raw = shards.get_shaped(&stored.key, &stored.shape)?;
     Ok(match stored.transform {
         Transform::Reshape => raw.to_f32()?,
         Transform::Rows { start, len } => raw.rows(start, len).to_f32()?,

@@ -293,6 +293,21 @@ impl Shards {
             .map_or(Path::new("<checkpoint>"), |s| s.path.as_path())
     }
 
+    /// Borrows tensor `key` of shape `shape`, failing with an error that names the file if it
+    /// is absent or has another shape.
+    pub fn get_shaped<'a>(&'a self, key: &'a str, shape: &[usize]) -> Result<RawTensor<'a>> {
+        let raw = self.get(key)?;
+        if raw.shape != shape {
+            return Err(DiaError::ShapeMismatch {
+                path: raw.path.to_path_buf(),
+                key: key.to_string(),
+                expected: shape.to_vec(),
+                found: raw.shape,
+            });
+        }
+        Ok(raw)
+    }
+
     /// Borrows tensor `key`, failing with an error that names the file if it is absent.
     pub fn get<'a>(&'a self, key: &'a str) -> Result<RawTensor<'a>> {
         let shard = self

@@ -163,6 +163,41 @@ fn another_layout_version_is_refused() {
     );
 }
 
+/// A tensor of another shape than the model makes (here a weight's tiles, reshaped) is refused
+/// with an error that names it, never read into the wrong places.
+#[test]
+fn a_tensor_of_another_shape_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w8a8");
+    let summary = convert_into("dia-tiny", WeightStorage::W8A8, &out);
+    let bytes = std::fs::read(&summary.weights).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header.metadata().clone();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<_> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| match name.ends_with(".tiles.int8") {
+            true => {
+                let [rows, cols] = [view.shape()[0], view.shape()[1]];
+                let shape = vec![rows * 2, cols / 2];
+                let reshaped =
+                    safetensors::tensor::TensorView::new(view.dtype(), shape, view.data());
+                (name, reshaped.unwrap())
+            }
+            false => (name, view),
+        })
+        .collect();
+    safetensors::serialize_to_file(views, metadata, &summary.weights).unwrap();
+    let err = DiaModel::<Flex>::load(&out, ModelOptions::default(), &Default::default())
+        .expect_err("a reshaped tile tensor")
+        .to_string();
+    assert!(
+        err.contains(".tiles.int8") && err.contains("has shape"),
+        "{err}"
+    );
+}
+
 /// Converting never overwrites: an occupied directory and a converted source are refused, and
 /// the files there are left as they were.
 #[test]

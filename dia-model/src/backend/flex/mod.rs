@@ -21,7 +21,7 @@ use burn::tensor::{Bool, DType, Tensor};
 use burn_flex::Flex;
 use half::{bf16, f16};
 
-pub use self::int8_dot::{QUAD, kernel_name as int8_kernel};
+pub use self::int8_dot::{QUAD, kernel_name as int8_kernel, padded_rows};
 pub use self::layout::{TILE, TILE_SPAN, TILE_STREAMS, Tiles, tile_offset};
 
 /// The kernels Flex's hooks run on this CPU, for reports: `avx512` or `avx2` (dia-model's own),
