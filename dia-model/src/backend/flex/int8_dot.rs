@@ -20,7 +20,7 @@ pub const QUAD: usize = 4;
 const CHUNK_ROWS: usize = 16;
 
 /// The weight's input rows `k` padded for quad tiles: a multiple of 16, so that every stream of
-/// every stretch ([`super::layout`]) holds whole quads.
+/// every stretch (Flex's column tiles) holds whole quads.
 pub fn padded_rows(k: usize) -> usize {
     k.next_multiple_of(QUAD * STREAMS)
 }
